@@ -1,0 +1,7 @@
+"""The torchkiln model catalogue. Importing the package registers every model module in it."""
+
+from models.registry import REGISTRY, ModelSpec, load_catalogue
+
+load_catalogue()
+
+__all__ = ["REGISTRY", "ModelSpec"]

@@ -1,0 +1,109 @@
+"""The FastAPI application: routers, error handlers, migrations and the embedded pool."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from service import errors
+from service.db import is_lock_error, make_engine, upgrade_database
+from service.deps import require_api_key
+from service.predictions import ModelCache
+from service.routes import health, jobs, models, predict
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# Looked up along the exception's MRO, like Starlette's own handlers.
+ERROR_STATUS: dict[type[errors.TorchkilnError], int] = {
+    errors.JobNotFound: 404,
+    errors.UnknownModel: 404,
+    errors.InvalidInput: 422,
+    errors.NoCheckpoint: 409,
+    errors.JobNotCancellable: 409,
+    errors.DatabaseBusy: 503,
+}
+
+
+def create_app(
+    settings: Settings | None = None, *, start_pool: bool = False, pool_size: int | None = None
+) -> FastAPI:
+    """The app for ``settings``; with ``start_pool`` it also runs the worker processes."""
+    settings = settings if settings is not None else Settings()
+    engine = make_engine(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(upgrade_database, engine)
+        pool = None
+        if start_pool:
+            from workers.pool import WorkerPool
+
+            pool = WorkerPool(settings, pool_size)
+            pool.start()
+        app.state.pool = pool
+        try:
+            yield
+        finally:
+            if pool is not None:
+                await run_in_threadpool(pool.stop)
+            engine.dispose()
+
+    app = FastAPI(
+        title="torchkiln",
+        summary="Train and serve the classic PyTorch models over REST.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.model_cache = ModelCache(settings.artifacts_dir)
+    protected = [Depends(require_api_key)]
+    app.include_router(health.router)
+    for router in (jobs.router, models.router, predict.router):
+        app.include_router(router, dependencies=protected)
+    add_error_handlers(app)
+    return app
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(errors.TorchkilnError)
+    async def domain_error(request: Request, error: errors.TorchkilnError) -> JSONResponse:
+        status = next(
+            (ERROR_STATUS[cls] for cls in type(error).__mro__ if cls in ERROR_STATUS), 400
+        )
+        headers = {"Retry-After": "1"} if status == 503 else None
+        return JSONResponse({"detail": str(error)}, status_code=status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": [_printable(e) for e in error.errors()]}, status_code=422)
+
+    @app.exception_handler(sa.exc.OperationalError)
+    async def database_error(request: Request, error: sa.exc.OperationalError) -> JSONResponse:
+        if is_lock_error(error):
+            return await domain_error(request, errors.DatabaseBusy())
+        logger.exception("database error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "internal database error"}, status_code=500)
+
+
+def _printable(error: Any) -> dict[str, Any]:
+    """A validation error as JSON can carry it: no NaN/inf, no echo of huge inputs."""
+    printable = {k: v for k, v in dict(error).items() if k in ("type", "loc", "msg")}
+    if "input" not in error:
+        return printable
+    value = error["input"]
+    if isinstance(value, float) and not math.isfinite(value):
+        printable["input"] = str(value)
+    elif isinstance(value, str | int | float | bool) or value is None:
+        printable["input"] = value if not isinstance(value, str) else value[:200]
+    return printable

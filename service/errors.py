@@ -1,0 +1,37 @@
+"""Domain errors. No FastAPI here: ``service.app`` maps each to an HTTP status once."""
+
+from __future__ import annotations
+
+
+class TorchkilnError(Exception):
+    """Base for errors a client can cause; the message is shown to the client."""
+
+
+class JobNotFound(TorchkilnError):
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"no job with id {job_id}")
+
+
+class UnknownModel(TorchkilnError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"unknown model {name!r}; choose one of: {', '.join(sorted(known))}")
+
+
+class JobNotCancellable(TorchkilnError):
+    def __init__(self, job_id: int, status: str) -> None:
+        super().__init__(f"job {job_id} is already {status} and cannot be cancelled")
+
+
+class NoCheckpoint(TorchkilnError):
+    """No trained model to answer from; the message says which job to run."""
+
+
+class InvalidInput(TorchkilnError):
+    """Input that passed schema validation but is still unusable."""
+
+
+class DatabaseBusy(TorchkilnError):
+    """The database stayed locked past the busy timeout: retry shortly."""
+
+    def __init__(self) -> None:
+        super().__init__("the database is busy; retry in a moment")

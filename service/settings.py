@@ -1,0 +1,61 @@
+"""Settings from the environment (prefix ``TORCHKILN_``), built once per entry point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HOME = Path(".torchkiln")
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Passed down explicitly; never read at import time."""
+
+    model_config = SettingsConfigDict(env_prefix="TORCHKILN_", extra="ignore")
+
+    database_url: str = Field(
+        f"sqlite:///{DEFAULT_HOME / 'torchkiln.db'}",
+        description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user@host/db.",
+    )
+    artifacts_dir: Path = Field(DEFAULT_HOME / "artifacts", description="Checkpoints live here.")
+    data_dir: Path = Field(DEFAULT_HOME / "data", description="Data sets, torchvision layout.")
+    allow_download: bool = Field(False, description="Let workers download missing data sets.")
+    workers: int | None = Field(
+        None, ge=0, le=64, description="Worker processes; default one per GPU, else 1."
+    )
+    lease_seconds: float = Field(
+        30.0, gt=0, le=3600, description="A running job's lease; renewed by heartbeat."
+    )
+    sqlite_busy_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="How long a SQLite write waits for the lock, then 503."
+    )
+    max_attempts: int = Field(3, ge=1, le=100, description="Worker losses before a job fails.")
+    poll_interval_s: float = Field(0.5, gt=0, le=60, description="Idle worker's queue poll.")
+    api_key: SecretStr | None = Field(None, description="If set, required as a Bearer token.")
+    max_upload_bytes: int = Field(5_000_000, ge=1, description="Largest accepted upload.")
+    max_image_pixels: int = Field(20_000_000, ge=1, description="Largest decoded image.")
+    max_body_bytes: int = Field(
+        2_000_000, ge=1024, description="Largest JSON request body (uploads: max_upload_bytes)."
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_database_url(cls, url: str) -> str:
+        # Hosted Postgres URLs come as postgres:// or postgresql://; we speak psycopg 3.
+        for prefix in ("postgres://", "postgresql://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url.removeprefix(prefix)
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def sqlite_path(self) -> Path | None:
+        """The database file for a file-backed SQLite URL, else None."""
+        prefix = "sqlite:///"
+        if not self.database_url.startswith(prefix) or ":memory:" in self.database_url:
+            return None
+        return Path(self.database_url.removeprefix(prefix))

@@ -1,0 +1,107 @@
+"""Database tables. Their schema changes only through alembic migrations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from service.states import JobState
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """Stores naive UTC, returns aware UTC: SQLite keeps no zone, and we compare in SQL."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class JobStateType(sa.types.TypeDecorator):
+    """Job states as text in the database, ``JobState`` members in Python."""
+
+    impl = sa.String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else JobState(value).value
+
+    def process_result_value(self, value: str | None, dialect: Any) -> JobState | None:
+        return None if value is None else JobState(value)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _timestamp(nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+class Job(SQLModel, table=True):
+    """One training run: its spec, its place in the queue and what happened to it."""
+
+    __tablename__ = "job"
+    __table_args__ = (sa.Index("ix_job_queue", "status", "priority", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model: str = Field(max_length=64, index=True)
+    params: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
+    device_requested: str = Field(default="auto", max_length=32)
+    status: JobState = Field(default=JobState.QUEUED, sa_type=JobStateType, index=True)
+    priority: int = Field(default=0)
+    attempts: int = Field(default=0)
+    max_attempts: int = Field(default=3)
+    epoch: int = Field(default=0)
+    epochs: int = Field(default=0)
+    seed: int = Field(default=0)
+    error: str | None = Field(default=None, sa_type=sa.Text)
+    device: str | None = Field(default=None, max_length=32)
+    torch_version: str | None = Field(default=None, max_length=64)
+    worker_host: str | None = Field(default=None, max_length=255)
+    worker_pid: int | None = Field(default=None)
+    is_cancel_requested: bool = Field(default=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    started_at: datetime | None = _timestamp()
+    finished_at: datetime | None = _timestamp()
+    heartbeat_at: datetime | None = _timestamp()
+    lease_expires_at: datetime | None = _timestamp()
+
+
+class MetricPoint(SQLModel, table=True):
+    """One value of one named metric at one epoch. ``value`` is NULL for NaN/inf."""
+
+    __tablename__ = "metric_point"
+    __table_args__ = (sa.Index("ix_metric_point_job_name_id", "job_id", "name", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="job.id", ondelete="CASCADE", index=True)
+    epoch: int
+    name: str = Field(max_length=64)
+    value: float | None = Field(default=None)
+
+
+class Checkpoint(SQLModel, table=True):
+    """A checkpoint file on disk; ``path`` is relative to the artifacts directory."""
+
+    __tablename__ = "checkpoint"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="job.id", ondelete="CASCADE", index=True)
+    epoch: int
+    path: str = Field(max_length=512)
+    sha256: str = Field(max_length=64)
+    size_bytes: int
+    is_final: bool = Field(default=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)

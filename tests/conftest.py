@@ -1,0 +1,66 @@
+"""Fixtures shared by every test package: settings on a fresh SQLite file, engines, clients."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from service.app import create_app
+from service.db import make_engine, upgrade_database
+from service.settings import Settings
+from tests.utils.databases import postgres_database
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
+
+
+def make_settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        artifacts_dir=tmp_path / "artifacts",
+        data_dir=tmp_path / "data",
+        lease_seconds=3.0,
+        poll_interval_s=0.1,
+        workers=1,
+    )
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path, f"sqlite:///{tmp_path / 'kiln.db'}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """The same test on SQLite and on this machine's PostgreSQL."""
+    if request.param == "sqlite":
+        yield make_settings(tmp_path, f"sqlite:///{tmp_path / 'kiln.db'}")
+        return
+    with postgres_database() as url:
+        yield make_settings(tmp_path, url)
+
+
+@pytest.fixture
+def any_engine(any_db_settings: Settings) -> Iterator[Engine]:
+    engine = make_engine(any_db_settings)
+    upgrade_database(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    engine = make_engine(settings)
+    upgrade_database(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client

@@ -1,0 +1,27 @@
+"""A real server process with real worker processes, shared by a module's tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import make_settings
+from tests.utils.live_server import LiveServer
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    root: Path = tmp_path_factory.mktemp("server")
+    live = LiveServer(make_settings(root, f"sqlite:///{root / 'kiln.db'}"), root / "log", workers=2)
+    live.start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def http(server: LiveServer) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client

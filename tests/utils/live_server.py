@@ -1,0 +1,99 @@
+"""A real ``torchkiln serve`` process on a free port, with its worker pool, for HTTP tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from service.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "TORCHKILN_DATABASE_URL": settings.database_url,
+            "TORCHKILN_ARTIFACTS_DIR": str(settings.artifacts_dir),
+            "TORCHKILN_DATA_DIR": str(settings.data_dir),
+            "TORCHKILN_LEASE_SECONDS": str(settings.lease_seconds),
+            "TORCHKILN_POLL_INTERVAL_S": str(settings.poll_interval_s),
+            "PYTHONPATH": str(REPO_ROOT),
+        }
+    )
+    if settings.api_key is not None:
+        env["TORCHKILN_API_KEY"] = settings.api_key.get_secret_value()
+    return env
+
+
+class LiveServer:
+    """Starts and stops ``python -m service.cli serve``; restartable on the same database."""
+
+    def __init__(self, settings: Settings, log_path: Path, workers: int = 1) -> None:
+        self.settings, self.log_path, self.workers = settings, log_path, workers
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        command = [sys.executable, "-m", "service.cli", "serve", "--port", str(self.port)]
+        command += ["--workers", str(self.workers)]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, cwd=REPO_ROOT, env=settings_env(self.settings), stdout=log, stderr=log
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early: {self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"server did not start: {self.log_path.read_text()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 60.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30)
+
+
+def wait_for_job(
+    client: httpx.Client, job_id: int, states: set[str] | None = None, timeout_s: float = 60.0
+) -> dict[str, Any]:
+    """Poll until the job reaches one of ``states`` (default: any terminal one)."""
+    wanted = states or TERMINAL
+    deadline = time.monotonic() + timeout_s
+    job: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        job = client.get(f"/jobs/{job_id}").raise_for_status().json()
+        if job["status"] in wanted:
+            return job
+        time.sleep(0.1)
+    raise TimeoutError(f"job {job_id} still {job.get('status')} after {timeout_s}s: {job}")

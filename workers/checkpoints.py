@@ -1,0 +1,92 @@
+"""Checkpoint files: written to a temp file and renamed, read back with weights_only=True."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from workers.training import TrainState
+
+
+@dataclass(frozen=True)
+class SavedCheckpoint:
+    path: Path
+    sha256: str
+    size_bytes: int
+
+
+class CorruptCheckpoint(Exception):
+    """The file's bytes are not the ones recorded when it was written."""
+
+
+def job_dir(artifacts_dir: Path, job_id: int) -> Path:
+    """A job's folder: built from our own integer id, never from client input."""
+    return artifacts_dir / "jobs" / str(int(job_id))
+
+
+def checkpoint_payload(state: TrainState, model_name: str) -> dict[str, Any]:
+    """Everything needed to resume bit for bit: weights, optimizer, epoch and RNG states."""
+    rng: dict[str, torch.Tensor] = {
+        "torch": torch.get_rng_state(),
+        "generator": state.generator.get_state(),
+    }
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state()
+    return {
+        "model_name": model_name,
+        "epoch": state.epoch,
+        "model": state.module.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "rng": rng,
+    }
+
+
+def save_checkpoint(payload: dict[str, Any], path: Path) -> SavedCheckpoint:
+    """Write atomically: a reader or a crash sees the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        digest = _sha256(Path(tmp_name))
+        size = Path(tmp_name).stat().st_size
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return SavedCheckpoint(path=path, sha256=digest, size_bytes=size)
+
+
+def load_checkpoint(path: Path, device: torch.device, sha256: str | None) -> dict[str, Any]:
+    """Read a checkpoint onto ``device``; checks its sha256 first when one was recorded."""
+    if sha256 is not None and _sha256(path) != sha256:
+        raise CorruptCheckpoint(f"checkpoint {path.name} does not match its recorded sha256")
+    return torch.load(path, map_location=device, weights_only=True)
+
+
+def restore_state(state: TrainState, payload: dict[str, Any]) -> None:
+    """Put a checkpoint's weights, optimizer, epoch and RNGs back into ``state``."""
+    state.module.load_state_dict(payload["model"])
+    state.optimizer.load_state_dict(payload["optimizer"])
+    state.epoch = int(payload["epoch"])
+    rng = payload["rng"]
+    torch.set_rng_state(rng["torch"].cpu())
+    state.generator.set_state(rng["generator"].cpu())
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state(rng["cuda"].cpu())
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

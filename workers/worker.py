@@ -1,0 +1,268 @@
+"""One worker process: claim → train → heartbeat → finish / fail / release, until told to stop."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from sqlalchemy.engine import Engine
+
+from models import REGISTRY
+from models.registry import DataRoot, DataUnavailable, ModelSpec
+from service import artifacts
+from service.db import make_engine, read_session
+from service.jobs import (
+    Lease,
+    WorkerIdentity,
+    claim_next_job,
+    fail_job,
+    finish_job,
+    mark_cancelled,
+    mark_started,
+    release_job,
+    requeue_stale_jobs,
+)
+from service.settings import Settings
+from service.tables import Job
+from workers.checkpoints import (
+    checkpoint_payload,
+    job_dir,
+    load_checkpoint,
+    restore_state,
+    save_checkpoint,
+)
+from workers.devices import claimable_requests, resolve_device
+from workers.heart import Heart
+from workers.training import Diverged, TrainState, fit, new_state, to_device
+
+logger = logging.getLogger(__name__)
+
+FLUSH_INTERVAL_S = 0.25
+
+
+class StopSignal(Protocol):
+    def is_set(self) -> bool: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+class JobFailure(Exception):
+    """A job that cannot run; the message is stored on the job for the user."""
+
+
+@dataclass
+class EpochRecorder:
+    """Buffers per-epoch metrics and writes them at most every ``FLUSH_INTERVAL_S``.
+
+    Tiny models run thousands of epochs a second: one transaction per epoch would make the
+    database, not training, the bottleneck.
+    """
+
+    engine: Engine
+    lease: Lease
+    pending: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    flushed_at: float = field(default_factory=time.monotonic)
+
+    def add(self, epoch: int, metrics: dict[str, float]) -> None:
+        self.pending.append((epoch, metrics))
+        if time.monotonic() - self.flushed_at >= FLUSH_INTERVAL_S:
+            self.flush()
+
+    def flush(self) -> None:
+        artifacts.record_epochs(self.engine, self.lease, self.pending)
+        self.pending, self.flushed_at = [], time.monotonic()
+
+
+class Worker:
+    """Claims jobs this worker's device can run and trains them one at a time."""
+
+    def __init__(
+        self, settings: Settings, engine: Engine, *, device: str, stop: StopSignal
+    ) -> None:
+        self.settings, self.engine, self.device, self.stop = settings, engine, device, stop
+        self.identity = WorkerIdentity.current(os.getpid())
+        self.maintained_at = 0.0
+
+    def work(self) -> None:
+        logger.info("worker %s:%s on %s ready", self.identity.host, self.identity.pid, self.device)
+        while not self.stop.is_set():
+            self.maintain()
+            job = claim_next_job(
+                self.engine,
+                worker=self.identity,
+                devices=claimable_requests(self.device),
+                lease_s=self.settings.lease_seconds,
+            )
+            if job is None:
+                self.stop.wait(self.settings.poll_interval_s)
+                continue
+            self.perform_job(job)
+
+    def maintain(self) -> None:
+        """Requeue jobs whose workers died; every worker does it, at most twice a lease."""
+        now = time.monotonic()
+        if now - self.maintained_at >= self.settings.lease_seconds / 2:
+            self.maintained_at = now
+            for job_id in requeue_stale_jobs(self.engine):
+                logger.warning("job %s: lease expired, requeued or failed", job_id)
+
+    def perform_job(self, job: Job) -> None:
+        assert job.id is not None
+        lease = Lease(job_id=job.id, attempt=job.attempts)
+        heart = Heart(
+            self.engine,
+            lease,
+            lease_s=self.settings.lease_seconds,
+            interval_s=min(self.settings.lease_seconds / 3, 1.0),
+        )
+        heart.start()
+        logger.info("job %s (%s): attempt %s", job.id, job.model, job.attempts)
+        try:
+            self.execute_job(job, lease, heart)
+        except (JobFailure, Diverged, DataUnavailable) as error:
+            fail_job(self.engine, lease, str(error))
+        except torch.OutOfMemoryError as error:
+            # Retrying the same spec on the same device would run out of memory again.
+            fail_job(self.engine, lease, f"out of memory on {self.device}: {error}")
+        except Exception as error:
+            logger.exception("job %s failed", job.id)
+            fail_job(self.engine, lease, f"{type(error).__name__}: {error}")
+        finally:
+            heart.stop()
+
+    def execute_job(self, job: Job, lease: Lease, heart: Heart) -> None:
+        spec = REGISTRY.get(job.model)
+        if spec is None:
+            raise JobFailure(f"model {job.model!r} is not in this worker's catalogue")
+        options = spec.parse_options(job.params)
+        device = resolve_device(job.device_requested, self.device)
+        mark_started(self.engine, lease, device=str(device), torch_version=torch.__version__)
+        data_root = DataRoot(self.settings.data_dir, self.settings.allow_download)
+        data = to_device(spec.load_data(options, data_root), device)
+        state = self.initial_state(spec, options, device, lease)
+        recorder = EpochRecorder(self.engine, lease)
+        interval = options.checkpoint_interval()
+
+        def on_epoch(state: TrainState, metrics: dict[str, float]) -> None:
+            recorder.add(state.epoch, metrics)
+            if state.epoch % interval == 0 and state.epoch < options.epochs:
+                recorder.flush()
+                self.checkpoint(spec, state, lease, is_final=False)
+
+        try:
+            is_complete = fit(
+                spec,
+                options,
+                data,
+                state,
+                on_epoch=on_epoch,
+                should_stop=heart.should_stop,
+                should_pause=self.stop.is_set,
+            )
+        finally:
+            recorder.flush()
+        self.conclude(spec, state, lease, heart, is_complete)
+
+    def conclude(
+        self, spec: ModelSpec, state: TrainState, lease: Lease, heart: Heart, is_complete: bool
+    ) -> None:
+        job_id = lease.job_id
+        if is_complete:
+            self.checkpoint(spec, state, lease, is_final=True)
+            finish_job(self.engine, lease)
+            logger.info("job %s succeeded after %s epochs", job_id, state.epoch)
+        elif heart.is_lost.is_set():
+            logger.warning("job %s: stopped, another worker owns it now", job_id)
+        elif heart.is_cancel_requested.is_set():
+            # The partial epoch is dropped: the last checkpoint stays the newest.
+            mark_cancelled(self.engine, lease)
+            logger.info("job %s cancelled at epoch %s", job_id, state.epoch)
+        else:
+            # Warm shutdown: the epoch finished, so this checkpoint resumes exactly.
+            self.checkpoint(spec, state, lease, is_final=False)
+            release_job(self.engine, lease)
+            logger.info("job %s handed back to the queue at epoch %s", job_id, state.epoch)
+
+    def initial_state(
+        self, spec: ModelSpec, options: Any, device: torch.device, lease: Lease
+    ) -> TrainState:
+        """A fresh network, resumed from this job's checkpoint or started from ``init_from``."""
+        state = new_state(spec, options, device)
+        checkpoint = artifacts.rewind_to_checkpoint(self.engine, lease)
+        if checkpoint is not None:
+            path = self.settings.artifacts_dir / checkpoint.path
+            restore_state(state, load_checkpoint(path, device, checkpoint.sha256))
+            logger.info("job %s resumes from epoch %s", lease.job_id, state.epoch)
+        elif options.init_from is not None:
+            state.module.load_state_dict(self.weights_of(options.init_from, spec, device))
+        return state
+
+    def weights_of(self, job_id: int, spec: ModelSpec, device: torch.device) -> dict[str, Any]:
+        with read_session(self.engine) as session:
+            source = session.get(Job, job_id)
+            checkpoint = artifacts.latest_checkpoint(session, job_id) if source else None
+        if source is None or source.model != spec.name or checkpoint is None:
+            raise JobFailure(f"init_from={job_id}: no checkpoint of a {spec.name} job with that id")
+        path = self.settings.artifacts_dir / checkpoint.path
+        return load_checkpoint(path, device, checkpoint.sha256)["model"]
+
+    def checkpoint(self, spec: ModelSpec, state: TrainState, lease: Lease, is_final: bool) -> None:
+        relative = Path(job_dir(Path("."), lease.job_id)) / f"epoch-{state.epoch:06d}.pt"
+        saved = save_checkpoint(
+            checkpoint_payload(state, spec.name), self.settings.artifacts_dir / relative
+        )
+        stale = artifacts.record_checkpoint(
+            self.engine,
+            lease,
+            epoch=state.epoch,
+            path=relative.as_posix(),
+            sha256=saved.sha256,
+            size_bytes=saved.size_bytes,
+            is_final=is_final,
+        )
+        for old in stale:
+            (self.settings.artifacts_dir / old).unlink(missing_ok=True)
+
+
+def run_worker(settings: Settings, device: str, threads: int, stop: Any) -> None:
+    """Entry point of a worker process (spawned by ``workers.pool``)."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(processName)s %(name)s %(message)s"
+    )
+    # Ctrl-C reaches the whole process group; the pool decides how this worker stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    local_stop = threading.Event()
+
+    def request_stop(signum: int, frame: Any) -> None:
+        local_stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    torch.set_num_threads(threads)
+    engine = make_engine(settings)
+    try:
+        Worker(settings, engine, device=device, stop=_EitherStop(stop, local_stop)).work()
+    finally:
+        engine.dispose()
+
+
+@dataclass(frozen=True)
+class _EitherStop:
+    """Stop when the pool says so or when this process got SIGTERM."""
+
+    pool: Any
+    local: threading.Event
+
+    def is_set(self) -> bool:
+        return self.pool.is_set() or self.local.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = time.monotonic() + (timeout or 0)
+        while not self.is_set() and time.monotonic() < deadline:
+            self.local.wait(0.1)
+        return self.is_set()

@@ -9,16 +9,24 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
+import torch
 from fastapi import Depends, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
+from models.images import ImageRejected
 from service import errors
 from service.db import is_lock_error, make_engine, upgrade_database
 from service.deps import require_api_key
+from service.limits import BodyLimit
 from service.predictions import ModelCache
-from service.routes import health, jobs, models, predict
+from service.routes import events, fleet, health, jobs, models, predict
+from service.routes.web import mount_web
+from service.schemas import ERROR_RESPONSES
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -30,32 +38,26 @@ ERROR_STATUS: dict[type[errors.TorchkilnError], int] = {
     errors.InvalidInput: 422,
     errors.NoCheckpoint: 409,
     errors.JobNotCancellable: 409,
+    errors.UnsupportedBody: 415,
     errors.DatabaseBusy: 503,
 }
 
 
-def create_app(
-    settings: Settings | None = None, *, start_pool: bool = False, pool_size: int | None = None
-) -> FastAPI:
-    """The app for ``settings``; with ``start_pool`` it also runs the worker processes."""
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The app for ``settings`` (default: from the environment). Training runs elsewhere:
+    ``torchkiln serve`` starts the worker pool beside the HTTP processes."""
     settings = settings if settings is not None else Settings()
     engine = make_engine(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(upgrade_database, engine)
-        pool = None
-        if start_pool:
-            from workers.pool import WorkerPool
-
-            pool = WorkerPool(settings, pool_size)
-            pool.start()
-        app.state.pool = pool
+        # Predictions are tiny batches: extra intra-op threads only add hand-off latency
+        # and compete with the other HTTP processes for cores.
+        torch.set_num_threads(settings.predict_threads)
         try:
             yield
         finally:
-            if pool is not None:
-                await run_in_threadpool(pool.stop)
             engine.dispose()
 
     app = FastAPI(
@@ -66,11 +68,15 @@ def create_app(
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.model_cache = ModelCache(settings.artifacts_dir)
+    app.state.model_cache = ModelCache(engine, settings.artifacts_dir)
     protected = [Depends(require_api_key)]
     app.include_router(health.router)
-    for router in (jobs.router, models.router, predict.router):
-        app.include_router(router, dependencies=protected)
+    for router in (jobs.router, events.router, models.router, predict.router, fleet.router):
+        app.include_router(router, dependencies=protected, responses=ERROR_RESPONSES)
+    mount_web(app)
+    app.add_middleware(
+        BodyLimit, json_limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes
+    )
     add_error_handlers(app)
     return app
 
@@ -83,6 +89,25 @@ def add_error_handlers(app: FastAPI) -> None:
         )
         headers = {"Retry-After": "1"} if status == 503 else None
         return JSONResponse({"detail": str(error)}, status_code=status, headers=headers)
+
+    @app.exception_handler(ImageRejected)
+    async def image_rejected(request: Request, error: ImageRejected) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=error.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code != 405:
+            return await http_exception_handler(request, error)
+        # Starlette's 405 names the methods of the first route on the path only; GET and
+        # POST /jobs are two routes, so collect the methods of every route on it.
+        methods = {
+            method
+            for route in request.app.routes
+            if route.matches(request.scope)[0] == Match.PARTIAL
+            for method in getattr(route, "methods", None) or ()
+        }
+        allow = {"Allow": ", ".join(sorted(methods))}
+        return JSONResponse({"detail": error.detail}, status_code=405, headers=allow)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:

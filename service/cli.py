@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 from typing import Annotated
 
 import typer
 
-app = typer.Typer(
-    help="torchkiln: train and serve the classic PyTorch models.", no_args_is_help=True
-)
+app = typer.Typer(help="torchkiln: train and serve classic PyTorch models.", no_args_is_help=True)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
@@ -21,32 +17,62 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[
-        int | None, typer.Option(help="Worker processes in this server (0: none).")
+        int | None, typer.Option(help="Training worker processes (0: none; default per GPU).")
     ] = None,
+    processes: Annotated[int, typer.Option(min=1, help="HTTP server processes.")] = 1,
+    access_log: Annotated[bool, typer.Option(help="Log every request (costs throughput).")] = False,
 ) -> None:
-    """Run the API with a worker pool inside (migrations are applied at start)."""
+    """Serve the API, with a training worker pool beside it; applies migrations first."""
     import uvicorn
 
-    from service.app import create_app
+    from service.db import make_engine, upgrade_database
     from service.settings import Settings
+    from workers.pool import WorkerPool
+    from workers.shutdown import ShutdownSignals
 
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     settings = Settings()
+    engine = make_engine(settings)
+    upgrade_database(engine)
+    engine.dispose()
     size = workers if workers is not None else settings.workers
-    application = create_app(settings, start_pool=size != 0, pool_size=size)
-    uvicorn.run(application, host=host, port=port, log_level="info")
+    pool = WorkerPool(settings, size) if size != 0 else None
+    signals = ShutdownSignals(pool)
+    # uvicorn swaps in its own handlers while it serves, then restores these and re-raises
+    # what it caught: without ours the default SIGTERM action would end this process before
+    # the pool could hand its jobs back.
+    signals.install()
+    if pool is not None:
+        pool.start()
+    try:
+        # A factory, so each HTTP process builds its own app (engine, model cache) from the
+        # same environment; uvicorn handles the first Ctrl-C/SIGTERM and returns here.
+        uvicorn.run(
+            "service.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=processes,
+            log_level="info",
+            access_log=access_log,
+        )
+    finally:
+        # With several HTTP processes uvicorn's supervisor keeps its handlers: take them back
+        # so a signal during the pool's warm stop turns it cold.
+        signals.install()
+        if pool is not None:
+            pool.stop()
 
 
 @app.command()
 def worker(
-    workers: Annotated[
-        int | None, typer.Option(help="Worker processes (default: per GPU).")
-    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes; default per GPU.")] = None,
 ) -> None:
     """Run a worker pool alone against TORCHKILN_DATABASE_URL (for other hosts)."""
     from service.db import make_engine, upgrade_database
     from service.settings import Settings
     from workers.pool import WorkerPool
+    from workers.shutdown import ShutdownSignals
 
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     settings = Settings()
@@ -54,15 +80,10 @@ def worker(
     upgrade_database(engine)
     engine.dispose()
     pool = WorkerPool(settings, workers)
-    stopping = threading.Event()
-
-    def request_stop(signum: int, frame: object) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    signals = ShutdownSignals(pool)
+    signals.install()
     pool.start()
-    stopping.wait()
+    signals.requested.wait()
     pool.stop()
 
 

@@ -13,15 +13,17 @@ from service.predictions import ModelCache
 from service.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+# Async although they do no I/O: FastAPI runs sync dependencies in a thread pool, and that
+# hop costs more than the rest of a cached prediction.
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     return request.app.state.engine
 
 
-def get_model_cache(request: Request) -> ModelCache:
+async def get_model_cache(request: Request) -> ModelCache:
     return request.app.state.model_cache
 
 
@@ -32,7 +34,7 @@ ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]
 _bearer = HTTPBearer(auto_error=False, description="Required when TORCHKILN_API_KEY is set.")
 
 
-def require_api_key(
+async def require_api_key(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:

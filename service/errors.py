@@ -30,6 +30,10 @@ class InvalidInput(TorchkilnError):
     """Input that passed schema validation but is still unusable."""
 
 
+class UnsupportedBody(TorchkilnError):
+    """A request body in a format the endpoint does not read."""
+
+
 class DatabaseBusy(TorchkilnError):
     """The database stayed locked past the busy timeout: retry shortly."""
 

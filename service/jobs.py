@@ -14,7 +14,7 @@ from sqlmodel import Session, col, func, select
 from service.db import read_session, write_session
 from service.errors import JobNotCancellable, JobNotFound
 from service.states import TERMINAL, JobState
-from service.tables import Job, utcnow
+from service.tables import MAX_ROW_ID, Job, utcnow
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,8 @@ def enqueue_job(
 
 
 def get_job(session: Session, job_id: int) -> Job:
+    if not 0 < job_id <= MAX_ROW_ID:
+        raise JobNotFound(job_id)
     job = session.get(Job, job_id)
     if job is None:
         raise JobNotFound(job_id)
@@ -121,8 +123,9 @@ def cancel_job(session: Session, job_id: int) -> Job:
     if job.status == JobState.QUEUED:
         job.status = JobState.CANCELLED
         job.finished_at = utcnow()
-    else:
+    elif not job.is_cancel_requested:
         job.is_cancel_requested = True
+        job.cancel_requested_at = utcnow()
     session.add(job)
     return job
 
@@ -266,6 +269,47 @@ def requeue_stale_jobs(engine: Engine) -> list[int]:
             .returning(Job.id)
         ).all()
     return [row[0] for row in [*cancelled, *failed, *requeued]]
+
+
+def expire_leases_of(engine: Engine, worker: WorkerIdentity) -> list[int]:
+    """End the leases of a worker known to be dead, so its jobs are reclaimed now.
+
+    Its pool saw it exit; waiting out the lease would only idle the job. Remote hosts'
+    workers, whose deaths nobody sees, still come back when their leases run out.
+    """
+    with write_session(engine) as session:
+        rows = session.exec(
+            sa.update(Job)
+            .where(
+                Job.status == JobState.RUNNING,
+                Job.worker_host == worker.host,
+                Job.worker_pid == worker.pid,
+            )
+            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+            .returning(Job.id)
+        ).all()
+    return [row[0] for row in rows]
+
+
+def overdue_cancellations(
+    engine: Engine, *, host: str, pids: list[int], grace_s: float
+) -> list[Job]:
+    """Running jobs of these workers whose cancel was asked more than ``grace_s`` ago."""
+    if not pids:
+        return []
+    asked_before = utcnow() - timedelta(seconds=grace_s)
+    with read_session(engine) as session:
+        return list(
+            session.exec(
+                select(Job).where(
+                    Job.status == JobState.RUNNING,
+                    Job.worker_host == host,
+                    col(Job.worker_pid).in_(pids),
+                    col(Job.is_cancel_requested),
+                    col(Job.cancel_requested_at) < asked_before,
+                )
+            ).all()
+        )
 
 
 def is_cancel_requested(engine: Engine, job_id: int) -> bool:

@@ -9,7 +9,7 @@ from typing import NamedTuple
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from service.tables import MetricPoint
+from service.tables import MAX_ROW_ID, MetricPoint
 
 
 class Point(NamedTuple):
@@ -53,6 +53,8 @@ def read_points(
     limit: int,
 ) -> list[Point]:
     """Points in insertion order after cursor ``since`` (a point id), at most ``limit``."""
+    if since is not None and since >= MAX_ROW_ID:
+        return []
     table = MetricPoint.__table__
     query = sa.select(table.c.id, table.c.epoch, table.c.name, table.c.value).where(
         table.c.job_id == job_id

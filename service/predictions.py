@@ -1,8 +1,9 @@
-"""Answering predictions: which checkpoint answers, and a cache of loaded networks."""
+"""Answering predictions: which checkpoint answers, and caches of sources and networks."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,15 +11,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from torch import nn
 
 from models import REGISTRY
 from models.registry import ModelSpec
 from service.artifacts import latest_checkpoint, newest_succeeded_job
+from service.db import read_session
 from service.errors import InvalidInput, JobNotFound, NoCheckpoint
+from service.states import TERMINAL
 from service.tables import Checkpoint, Job
-from workers.checkpoints import load_checkpoint
+from workers.checkpoints import load_checkpoint, marker_job_id, marker_stamp
+
+# Even with an unchanged marker (say, a host that does not share the artifacts folder),
+# the newest-job answer is looked up again this often.
+SOURCE_REFRESH_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -41,10 +49,9 @@ def find_source(session: Session, model_names: Sequence[str], job_id: int | None
     if job_id is None:
         job = newest_succeeded_job(session, model_names)
         if job is None:
-            example = model_names[0]
             raise NoCheckpoint(
                 f"no trained {' or '.join(model_names)} model yet: run one with "
-                f'POST /jobs {{"model": "{example}"}} and predict once it has succeeded'
+                f'POST /jobs {{"model": "{model_names[0]}"}} and predict once it has succeeded'
             )
     else:
         job = session.get(Job, job_id)
@@ -62,33 +69,72 @@ def find_source(session: Session, model_names: Sequence[str], job_id: int | None
     return Source(job=job, checkpoint=checkpoint)
 
 
-class ModelCache:
-    """Loaded networks keyed by checkpoint id: a newer checkpoint is a new key, so it loads."""
+@dataclass(frozen=True)
+class _CachedSource:
+    source: Source
+    stamps: tuple[int | None, ...]
+    looked_up_at: float
 
-    def __init__(self, artifacts_dir: Path, capacity: int = 8) -> None:
+
+class ModelCache:
+    """Which checkpoint answers, and the loaded networks, so a request rarely touches the DB.
+
+    The newest-job lookup is reused until a model's success marker changes (a stat per
+    request); networks are keyed by checkpoint id, so a newer checkpoint is a fresh load.
+    """
+
+    def __init__(self, engine: Engine, artifacts_dir: Path, capacity: int = 8) -> None:
+        self.engine = engine
         self.artifacts_dir = artifacts_dir
         self.capacity = capacity
         self.hits = 0
         self.misses = 0
-        self._entries: OrderedDict[int, LoadedModel] = OrderedDict()
+        self._sources: dict[tuple[tuple[str, ...], int | None], _CachedSource] = {}
+        self._modules: OrderedDict[int, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
+
+    def resolve(self, model_names: Sequence[str], job_id: int | None) -> Source:
+        key = (tuple(model_names), job_id)
+        stamps = tuple(marker_stamp(self.artifacts_dir, name) for name in model_names)
+        cached = self._sources.get(key)
+        now = time.monotonic()
+        if (
+            cached is not None
+            and cached.stamps == stamps
+            and (job_id is not None or now - cached.looked_up_at < SOURCE_REFRESH_S)
+        ):
+            return cached.source
+        with read_session(self.engine) as session:
+            source = find_source(session, model_names, job_id)
+        if self._is_settled(source, model_names, job_id):
+            self._sources[key] = _CachedSource(source, stamps, now)
+        return source
+
+    def _is_settled(self, source: Source, model_names: Sequence[str], job_id: int | None) -> bool:
+        """Cache only answers that cannot change under the same markers."""
+        if job_id is not None:
+            return source.job.status in TERMINAL
+        # A marker names the job that announced success; until its commit is visible the
+        # database still answers with an older job, which must not be cached.
+        announced = [marker_job_id(self.artifacts_dir, name) for name in model_names]
+        return source.job.id in announced or not any(announced)
 
     def get(self, source: Source) -> LoadedModel:
         key = source.checkpoint.id
         assert key is not None
         with self._lock:
-            loaded = self._entries.get(key)
+            loaded = self._modules.get(key)
             if loaded is not None:
-                self._entries.move_to_end(key)
+                self._modules.move_to_end(key)
                 self.hits += 1
                 return loaded
         # Load outside the lock: a slow disk read must not stall cached models' requests.
         loaded = self._load(source)
         with self._lock:
             self.misses += 1
-            self._entries[key] = loaded
-            while len(self._entries) > self.capacity:
-                self._entries.popitem(last=False)
+            self._modules[key] = loaded
+            while len(self._modules) > self.capacity:
+                self._modules.popitem(last=False)
         return loaded
 
     def _load(self, source: Source) -> LoadedModel:

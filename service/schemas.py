@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.states import JobState
+from service.states import JobState, WorkerState
 
 DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d{1,2})?)$"
 
@@ -15,7 +15,8 @@ DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d{1,2})?)$"
 class JobCreate(BaseModel):
     """A job spec: which model, its options (validated against the model's schema), where."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Strict: the schema says integer, so `"priority": false` or `"7"` is a 422, not a 0 or 7.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str = Field(description="A model name from GET /models.", examples=["logistic_hours"])
     params: dict[str, Any] = Field(
@@ -97,3 +98,42 @@ class ModelsPublic(BaseModel):
 
 class HealthPublic(BaseModel):
     status: str
+
+
+class WorkerProcessPublic(BaseModel):
+    id: int
+    host: str
+    pid: int
+    device: str
+    status: WorkerState
+    job_id: int | None = Field(description="The job it was training at its last heartbeat.")
+    started_at: datetime
+    heartbeat_at: datetime
+    is_live: bool = Field(description="Not stopped and heard from within two leases.")
+
+
+class WorkersPublic(BaseModel):
+    data: list[WorkerProcessPublic]
+    count: int
+    live: int = Field(description="How many of all workers (not just this page) are live.")
+
+
+class ErrorPublic(BaseModel):
+    """Every error body: a message, or for invalid requests a list naming each bad field."""
+
+    detail: str | list[dict[str, Any]]
+
+
+# Documented on every protected route: what the API key, the body limit, the domain errors
+# and a busy database can answer besides the route's own success.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorPublic, "description": description}
+    for status, description in {
+        401: "Missing or wrong API key.",
+        404: "No such job or model.",
+        409: "The job is not in a state that allows this.",
+        413: "Request body too large.",
+        422: "Invalid request; `detail` names each bad field.",
+        503: "The database is busy; retry after `Retry-After` seconds.",
+    }.items()
+}

@@ -34,10 +34,17 @@ class Settings(BaseSettings):
     max_attempts: int = Field(3, ge=1, le=100, description="Worker losses before a job fails.")
     poll_interval_s: float = Field(0.5, gt=0, le=60, description="Idle worker's queue poll.")
     api_key: SecretStr | None = Field(None, description="If set, required as a Bearer token.")
+    train_threads: int | None = Field(
+        None, ge=1, le=256, description="torch threads per worker; default: free cores shared."
+    )
+    predict_threads: int = Field(1, ge=1, le=256, description="torch threads per HTTP process.")
     max_upload_bytes: int = Field(5_000_000, ge=1, description="Largest accepted upload.")
     max_image_pixels: int = Field(20_000_000, ge=1, description="Largest decoded image.")
     max_body_bytes: int = Field(
         2_000_000, ge=1024, description="Largest JSON request body (uploads: max_upload_bytes)."
+    )
+    cancel_grace_s: float = Field(
+        30.0, gt=0, le=3600, description="A cancelled job's worker is killed after this long."
     )
 
     @field_validator("database_url")

@@ -15,3 +15,12 @@ class JobState(StrEnum):
 
 
 TERMINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+
+
+class WorkerState(StrEnum):
+    """What a worker process said it was doing at its last heartbeat."""
+
+    IDLE = "idle"
+    BUSY = "busy"
+    STOPPED = "stopped"
+    LOST = "lost"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from service.states import JobState
+from service.states import JobState, WorkerState
 
 
 class UTCDateTime(sa.types.TypeDecorator):
@@ -28,17 +29,32 @@ class UTCDateTime(sa.types.TypeDecorator):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
-class JobStateType(sa.types.TypeDecorator):
-    """Job states as text in the database, ``JobState`` members in Python."""
+class _StrEnumText(sa.types.TypeDecorator):
+    """A ``StrEnum`` as text in the database, its members in Python."""
 
     impl = sa.String(16)
-    cache_ok = True
+    enum: type[StrEnum]
 
     def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
-        return None if value is None else JobState(value).value
+        return None if value is None else self.enum(value).value
 
-    def process_result_value(self, value: str | None, dialect: Any) -> JobState | None:
-        return None if value is None else JobState(value)
+    def process_result_value(self, value: str | None, dialect: Any) -> StrEnum | None:
+        return None if value is None else self.enum(value)
+
+
+class JobStateType(_StrEnumText):
+    cache_ok = True  # SQLAlchemy reads it from each class's own namespace
+    enum = JobState
+
+
+class WorkerStateType(_StrEnumText):
+    cache_ok = True
+    enum = WorkerState
+
+
+# Ids are INTEGER columns, 32-bit on PostgreSQL: a larger number names no row, and binding
+# it would fail in the driver (an overflow on SQLite, "out of range" on PostgreSQL).
+MAX_ROW_ID = 2**31 - 1
 
 
 def utcnow() -> datetime:
@@ -72,6 +88,7 @@ class Job(SQLModel, table=True):
     worker_host: str | None = Field(default=None, max_length=255)
     worker_pid: int | None = Field(default=None)
     is_cancel_requested: bool = Field(default=False)
+    cancel_requested_at: datetime | None = _timestamp()
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     started_at: datetime | None = _timestamp()
     finished_at: datetime | None = _timestamp()
@@ -105,3 +122,20 @@ class Checkpoint(SQLModel, table=True):
     size_bytes: int
     is_final: bool = Field(default=False)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class WorkerProcess(SQLModel, table=True):
+    """One worker process on some host; its heartbeat says it is alive, even when idle."""
+
+    __tablename__ = "worker"
+
+    id: int | None = Field(default=None, primary_key=True)
+    host: str = Field(max_length=255)
+    pid: int
+    device: str = Field(max_length=32)
+    status: WorkerState = Field(default=WorkerState.IDLE, sa_type=WorkerStateType)
+    job_id: int | None = Field(default=None)
+    started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    heartbeat_at: datetime = Field(
+        default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True
+    )

@@ -90,3 +90,37 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def succeeded_marker(artifacts_dir: Path, model_name: str) -> Path:
+    """A file whose change tells prediction caches that ``model_name`` has a new version.
+
+    A ``stat`` per request is far cheaper than a database query, and it works across hosts
+    wherever the artifacts directory is shared (which serving checkpoints needs anyway).
+    """
+    return artifacts_dir / "models" / f"{model_name}.succeeded"
+
+
+def announce_success(artifacts_dir: Path, model_name: str, job_id: int) -> None:
+    """Write the marker (the job id, atomically) just before the job is marked succeeded."""
+    marker = succeeded_marker(artifacts_dir, model_name)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=marker.parent, prefix=f".{marker.name}.")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(str(job_id))
+    os.replace(tmp_name, marker)
+
+
+def marker_stamp(artifacts_dir: Path, model_name: str) -> int | None:
+    """The marker's mtime in ns (None if no job of the model succeeded): one stat call."""
+    try:
+        return succeeded_marker(artifacts_dir, model_name).stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
+def marker_job_id(artifacts_dir: Path, model_name: str) -> int | None:
+    try:
+        return int(succeeded_marker(artifacts_dir, model_name).read_text())
+    except (FileNotFoundError, ValueError):
+        return None

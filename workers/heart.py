@@ -7,6 +7,7 @@ import threading
 
 from sqlalchemy.engine import Engine
 
+from service.fleet import beat_worker
 from service.jobs import Lease, heartbeat
 
 logger = logging.getLogger(__name__)
@@ -15,9 +16,18 @@ logger = logging.getLogger(__name__)
 class Heart(threading.Thread):
     """Beats every ``interval_s`` while training runs; the training loop only reads flags."""
 
-    def __init__(self, engine: Engine, lease: Lease, *, lease_s: float, interval_s: float) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        lease: Lease,
+        *,
+        lease_s: float,
+        interval_s: float,
+        worker_id: int | None = None,
+    ) -> None:
         super().__init__(name=f"heartbeat-job-{lease.job_id}", daemon=True)
         self.engine, self.lease, self.lease_s, self.interval_s = engine, lease, lease_s, interval_s
+        self.worker_id = worker_id
         self.is_cancel_requested = threading.Event()
         self.is_lost = threading.Event()
         self._stopped = threading.Event()
@@ -26,6 +36,8 @@ class Heart(threading.Thread):
         while not self._stopped.wait(self.interval_s):
             try:
                 reply = heartbeat(self.engine, self.lease, lease_s=self.lease_s)
+                if self.worker_id is not None:
+                    beat_worker(self.engine, self.worker_id, job_id=self.lease.job_id)
             except Exception:
                 # A busy database must not kill the job; the next beat tries again.
                 logger.warning("heartbeat failed for job %s", self.lease.job_id, exc_info=True)

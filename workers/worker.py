@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from models import REGISTRY
 from models.registry import DataRoot, DataUnavailable, ModelSpec
-from service import artifacts
+from service import artifacts, fleet
 from service.db import make_engine, read_session
 from service.jobs import (
     Lease,
@@ -32,6 +32,7 @@ from service.jobs import (
 from service.settings import Settings
 from service.tables import Job
 from workers.checkpoints import (
+    announce_success,
     checkpoint_payload,
     job_dir,
     load_checkpoint,
@@ -88,11 +89,22 @@ class Worker:
         self.settings, self.engine, self.device, self.stop = settings, engine, device, stop
         self.identity = WorkerIdentity.current(os.getpid())
         self.maintained_at = 0.0
+        self.beaten_at = 0.0
+        self.beat_interval_s = min(settings.lease_seconds / 3, 1.0)
+        self.worker_id: int | None = None
 
     def work(self) -> None:
+        self.worker_id = fleet.register_worker(self.engine, self.identity, self.device)
         logger.info("worker %s:%s on %s ready", self.identity.host, self.identity.pid, self.device)
+        try:
+            self.work_loop()
+        finally:
+            fleet.sign_off_worker(self.engine, self.worker_id)
+
+    def work_loop(self) -> None:
         while not self.stop.is_set():
             self.maintain()
+            self.beat_idle()
             job = claim_next_job(
                 self.engine,
                 worker=self.identity,
@@ -111,6 +123,14 @@ class Worker:
             self.maintained_at = now
             for job_id in requeue_stale_jobs(self.engine):
                 logger.warning("job %s: lease expired, requeued or failed", job_id)
+            fleet.prune_workers(self.engine)
+
+    def beat_idle(self) -> None:
+        """Tell the worker table this process is alive while it waits for work."""
+        now = time.monotonic()
+        if self.worker_id is not None and now - self.beaten_at >= self.beat_interval_s:
+            self.beaten_at = now
+            fleet.beat_worker(self.engine, self.worker_id, job_id=None)
 
     def perform_job(self, job: Job) -> None:
         assert job.id is not None
@@ -119,7 +139,8 @@ class Worker:
             self.engine,
             lease,
             lease_s=self.settings.lease_seconds,
-            interval_s=min(self.settings.lease_seconds / 3, 1.0),
+            interval_s=self.beat_interval_s,
+            worker_id=self.worker_id,
         )
         heart.start()
         logger.info("job %s (%s): attempt %s", job.id, job.model, job.attempts)
@@ -175,6 +196,9 @@ class Worker:
         job_id = lease.job_id
         if is_complete:
             self.checkpoint(spec, state, lease, is_final=True)
+            # Announce first: a cache that sees the marker before the commit just doesn't
+            # cache (see service.predictions), while the reverse order could serve stale.
+            announce_success(self.settings.artifacts_dir, spec.name, job_id)
             finish_job(self.engine, lease)
             logger.info("job %s succeeded after %s epochs", job_id, state.epoch)
         elif heart.is_lost.is_set():
@@ -253,13 +277,15 @@ def run_worker(settings: Settings, device: str, threads: int, stop: Any) -> None
 
 @dataclass(frozen=True)
 class _EitherStop:
-    """Stop when the pool says so or when this process got SIGTERM."""
+    """Stop when the pool says so, when this process got SIGTERM, or when the pool's process
+    is gone (SIGKILLed alone): an orphan would otherwise train on with nobody to stop it."""
 
     pool: Any
     local: threading.Event
+    parent_pid: int = field(default_factory=os.getppid)
 
     def is_set(self) -> bool:
-        return self.pool.is_set() or self.local.is_set()
+        return self.pool.is_set() or self.local.is_set() or os.getppid() != self.parent_pid
 
     def wait(self, timeout: float | None = None) -> bool:
         deadline = time.monotonic() + (timeout or 0)

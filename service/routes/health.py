@@ -6,8 +6,9 @@ import sqlalchemy as sa
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from service.db import is_at_head
-from service.deps import EngineDep
+from service import fleet
+from service.db import is_at_head, read_session
+from service.deps import EngineDep, SettingsDep
 from service.schemas import HealthPublic
 
 router = APIRouter(tags=["health"])
@@ -20,14 +21,21 @@ def healthz() -> HealthPublic:
 
 
 @router.get("/readyz", response_model=HealthPublic, responses={503: {"model": HealthPublic}})
-def readyz(engine: EngineDep) -> JSONResponse:
-    """The database answers and its schema is at the newest migration."""
+def readyz(engine: EngineDep, settings: SettingsDep) -> JSONResponse:
+    """The database answers, its schema is at the newest migration, and a worker is alive."""
     try:
         with engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
-        ready = is_at_head(engine)
+        if not is_at_head(engine):
+            return _not_ready("database schema is not at the newest migration")
+        with read_session(engine) as session:
+            live = fleet.count_live_workers(session, settings.lease_seconds)
     except sa.exc.SQLAlchemyError:
-        ready = False
-    if not ready:
-        return JSONResponse({"status": "database unreachable or not migrated"}, status_code=503)
+        return _not_ready("database unreachable")
+    if live == 0:
+        return _not_ready("no live worker: start one with `torchkiln worker`")
     return JSONResponse({"status": "ready"})
+
+
+def _not_ready(reason: str) -> JSONResponse:
+    return JSONResponse({"status": reason}, status_code=503)

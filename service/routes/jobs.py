@@ -16,7 +16,7 @@ from service.db import read_session, write_session
 from service.deps import EngineDep, SettingsDep
 from service.schemas import JobCreate, JobPublic, JobsPublic, MetricsPublic, WorkerPublic
 from service.states import TERMINAL, JobState
-from service.tables import Job, utcnow
+from service.tables import MAX_ROW_ID, Job, utcnow
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -88,7 +88,7 @@ def list_jobs(
     status: JobState | None = None,
     model: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
 ) -> JobsPublic:
     """Jobs newest first, optionally only one status or model."""
     with read_session(engine) as session:

@@ -134,6 +134,5 @@ def test_missing_job_is_404(client: TestClient) -> None:
     assert client.post("/jobs/999/cancel").status_code == 404
 
 
-def test_healthz_and_readyz(client: TestClient) -> None:
+def test_healthz(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
-    assert client.get("/readyz").status_code == 200

@@ -174,3 +174,32 @@ def test_lease_expiry_is_compared_in_utc(any_engine: Engine) -> None:
             .values(lease_expires_at=utcnow() - timedelta(seconds=1))
         )
     assert jobs.requeue_stale_jobs(any_engine) == [job_id]
+
+
+def test_expiring_a_dead_workers_leases_requeues_its_job_at_once(any_engine: Engine) -> None:
+    job_id = enqueue(any_engine)
+    other = enqueue(any_engine)
+    assert claim(any_engine, lease_s=3600) is not None
+    assert jobs.claim_next_job(
+        any_engine,
+        worker=jobs.WorkerIdentity(host="test-host", pid=2),
+        devices=["auto"],
+        lease_s=3600,
+    )
+    assert jobs.expire_leases_of(any_engine, WORKER) == [job_id]
+    assert jobs.requeue_stale_jobs(any_engine) == [job_id]
+    assert status_of(any_engine, job_id).status == JobState.QUEUED
+    assert status_of(any_engine, other).status == JobState.RUNNING  # pid 2 is alive
+
+
+def test_overdue_cancellations_name_jobs_past_the_grace(any_engine: Engine) -> None:
+    job_id = enqueue(any_engine)
+    assert claim(any_engine) is not None
+    with write_session(any_engine) as session:
+        jobs.cancel_job(session, job_id)
+    overdue = {"host": "test-host", "pids": [1]}
+    assert jobs.overdue_cancellations(any_engine, **overdue, grace_s=60) == []
+    time.sleep(0.05)
+    found = jobs.overdue_cancellations(any_engine, **overdue, grace_s=0.01)
+    assert [job.id for job in found] == [job_id]
+    assert jobs.overdue_cancellations(any_engine, host="other", pids=[1], grace_s=0.01) == []

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
 from service.settings import Settings
 
@@ -26,37 +27,42 @@ def free_port() -> int:
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "TORCHKILN_DATABASE_URL": settings.database_url,
-            "TORCHKILN_ARTIFACTS_DIR": str(settings.artifacts_dir),
-            "TORCHKILN_DATA_DIR": str(settings.data_dir),
-            "TORCHKILN_LEASE_SECONDS": str(settings.lease_seconds),
-            "TORCHKILN_POLL_INTERVAL_S": str(settings.poll_interval_s),
-            "PYTHONPATH": str(REPO_ROOT),
-        }
-    )
-    if settings.api_key is not None:
-        env["TORCHKILN_API_KEY"] = settings.api_key.get_secret_value()
+    """The environment a child process needs to build the very same ``Settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TORCHKILN_")}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[f"TORCHKILN_{name.upper()}"] = str(value)
+    env["PYTHONPATH"] = str(REPO_ROOT)
     return env
 
 
 class LiveServer:
     """Starts and stops ``python -m service.cli serve``; restartable on the same database."""
 
-    def __init__(self, settings: Settings, log_path: Path, workers: int = 1) -> None:
-        self.settings, self.log_path, self.workers = settings, log_path, workers
+    def __init__(
+        self, settings: Settings, log_path: Path, workers: int = 1, processes: int = 1
+    ) -> None:
+        self.settings, self.log_path = settings, log_path
+        self.workers, self.processes = workers, processes
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 60.0) -> None:
         command = [sys.executable, "-m", "service.cli", "serve", "--port", str(self.port)]
-        command += ["--workers", str(self.workers)]
+        command += ["--workers", str(self.workers), "--processes", str(self.processes)]
         with self.log_path.open("ab") as log:
+            # Its own process group, so a test can SIGKILL the server and its workers at once.
             self.process = subprocess.Popen(
-                command, cwd=REPO_ROOT, env=settings_env(self.settings), stdout=log, stderr=log
+                command,
+                cwd=REPO_ROOT,
+                env=settings_env(self.settings),
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -79,6 +85,12 @@ class LiveServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+    def kill_group(self) -> None:
+        """SIGKILL the server and every worker it started, as a lost host would."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30)

@@ -1,0 +1,138 @@
+"""784-512-256-128-64-10 ReLU network on MNIST digits; also the MNIST pieces mnist_cnn shares."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import nn
+
+from models.augment import random_shift
+from models.datasets import (
+    MNIST_MEAN,
+    MNIST_STD,
+    ImageOptions,
+    load_mnist,
+    normalise_mnist,
+    split_off_validation,
+)
+from models.images import ImageLimits, mnist_pixels
+from models.options import ClassificationLoss
+from models.registry import BatchAugment, DataRoot, ModelSpec, TrainingData, register
+
+SIDE = 28
+MAX_IMAGES = 256
+MAX_SHIFT = 2
+HIDDEN = (512, 256, 128, 64)
+Pixel = Annotated[int, Field(ge=0, le=255, description="Grey level, 0 black to 255 white.")]
+Row = Annotated[list[Pixel], Field(min_length=SIDE, max_length=SIDE)]
+Image = Annotated[list[Row], Field(min_length=SIDE, max_length=SIDE)]
+
+
+class MnistOptions(ImageOptions):
+    lr: float = Field(0.01, gt=0, le=10)
+    momentum: float = Field(0.5, ge=0, lt=1)
+    loss: ClassificationLoss = "cross_entropy"
+
+
+class MnistInputs(BaseModel):
+    """Prediction body: {"image": 28 rows of 28 grey levels} or {"images": [image, ...]}.
+
+    Digits are white (255) on black (0), as in MNIST.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    image: Image | None = None
+    images: list[Image] | None = Field(None, min_length=1, max_length=MAX_IMAGES)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> MnistInputs:
+        if (self.image is None) == (self.images is None):
+            raise ValueError('send exactly one of "image" (one 28x28 array) or "images" (a list)')
+        return self
+
+    def pixels(self) -> list[list[list[int]]]:
+        return [self.image] if self.image is not None else list(self.images or [])
+
+
+def build(options: MnistOptions) -> nn.Module:
+    layers: list[nn.Module] = [nn.Flatten()]
+    widths = [SIDE * SIDE, *HIDDEN]
+    for width_in, width_out in zip(widths, widths[1:], strict=False):
+        layers.append(nn.Linear(width_in, width_out, bias=not options.batch_norm))
+        if options.batch_norm:
+            layers.append(nn.BatchNorm1d(width_out))
+        layers.append(nn.ReLU())
+        if options.dropout:
+            layers.append(nn.Dropout(options.dropout))
+    layers.append(nn.Linear(widths[-1], 10))
+    return nn.Sequential(*layers)
+
+
+def load_data(options: ImageOptions, data_root: DataRoot) -> TrainingData:
+    """Training file minus a validation share; the t10k files are the test split."""
+    train, test = load_mnist(data_root)
+    train, val = split_off_validation(train.x, train.y, options.val_fraction)
+    return TrainingData(train=train, val=val, test=test)
+
+
+def preprocess(inputs: MnistInputs) -> torch.Tensor:
+    pixels = torch.tensor(inputs.pixels(), dtype=torch.float32) / 255.0
+    return normalise_mnist(pixels.unsqueeze(1))
+
+
+def decode_upload(data: bytes, limits: ImageLimits | None = None) -> torch.Tensor:
+    """An uploaded image file → one normalised (1, 1, 28, 28) sample (raises ImageRejected)."""
+    return normalise_mnist(mnist_pixels(data, limits or ImageLimits()).view(1, 1, SIDE, SIDE))
+
+
+def postprocess(outputs: torch.Tensor) -> dict:
+    probabilities = torch.softmax(outputs.float(), dim=1)
+    top_p, top_i = probabilities.topk(3, dim=1)
+    predictions = [
+        {
+            "digit": digits[0],
+            "probability": ps[0],
+            "top3": [{"digit": d, "probability": p} for d, p in zip(digits, ps, strict=True)],
+        }
+        for digits, ps in zip(top_i.tolist(), top_p.tolist(), strict=True)
+    ]
+    return {"predictions": predictions}
+
+
+def augment(options: ImageOptions) -> BatchAugment | None:
+    if not options.augment:
+        return None
+    # Shifted-in borders must look like paper: black after normalisation, not 0.
+    background = -MNIST_MEAN / MNIST_STD
+
+    def shift(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return random_shift(batch, generator, MAX_SHIFT, background)
+
+    return shift
+
+
+def mnist_spec(name: str, summary: str, build: Callable[[MnistOptions], nn.Module]) -> ModelSpec:
+    """A spec with the MNIST data, inputs and outputs; mnist_cnn differs only in its network."""
+    return ModelSpec(
+        name=name,
+        summary=summary,
+        task="multiclass",
+        options=MnistOptions,
+        inputs=MnistInputs,
+        build=build,
+        load_data=load_data,
+        preprocess=preprocess,
+        postprocess=postprocess,
+        decode_upload=decode_upload,
+        augment=augment,
+        tags=("mnist",),
+    )
+
+
+SPEC = register(
+    mnist_spec("mnist_mlp", "784-512-256-128-64-10 ReLU MLP classifying MNIST digits.", build)
+)

@@ -1,0 +1,89 @@
+// Wires the page: API key, the job form, the job list, the job view (#job/<id>), the digit pad.
+
+import { ApiError, apiKey, describeError, request, setApiKey } from "./api.js";
+import { startDigitPad } from "./digit.js";
+import { startJobList } from "./joblist.js";
+import { JobView } from "./jobview.js";
+import { renderForm } from "./schemaform.js";
+
+const $ = (selector) => document.querySelector(selector);
+const DEFAULT_MODEL = "logistic_hours";
+
+function selectedJobId() {
+  const match = location.hash.match(/^#job\/(\d+)$/);
+  return match ? Number(match[1]) : null;
+}
+
+function setUpApiKey() {
+  const input = $("#api-key");
+  input.value = apiKey();
+  $("#api-key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    setApiKey(input.value.trim());
+    location.reload();
+  });
+}
+
+async function setUpJobForm(onSubmitted) {
+  const select = $("#model-select");
+  const summary = $("#model-summary");
+  const formError = $("#form-error");
+  let models;
+  try {
+    models = (await request("/models")).data;
+  } catch (error) {
+    formError.textContent = describeError(error);
+    return;
+  }
+  const byName = new Map(models.map((m) => [m.name, m]));
+  for (const model of models) select.append(new Option(model.name, model.name));
+  select.value = byName.has(DEFAULT_MODEL) ? DEFAULT_MODEL : models[0].name;
+  let form;
+  const showModel = () => {
+    const model = byName.get(select.value);
+    summary.textContent = model.summary;
+    formError.textContent = "";
+    form = renderForm($("#job-fields"), model.options_schema);
+  };
+  select.addEventListener("change", showModel);
+  showModel();
+
+  $("#job-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    formError.textContent = "";
+    form.clear();
+    let params;
+    try {
+      params = form.read();
+    } catch {
+      return;
+    }
+    try {
+      const job = await request("/jobs", { method: "POST", body: { model: select.value, params } });
+      onSubmitted(job);
+    } catch (error) {
+      const unplaced = error instanceof ApiError && error.status === 422 ? form.showErrors(error.detail) : null;
+      if (unplaced === null) formError.textContent = describeError(error);
+      else if (unplaced.length) formError.textContent = describeError(new ApiError(422, unplaced));
+    }
+  });
+}
+
+function main() {
+  setUpApiKey();
+  const view = new JobView($("#job-view"));
+  const list = startJobList($("#job-list tbody"), $("#job-list-message"), selectedJobId);
+  const route = () => {
+    const jobId = selectedJobId();
+    if (jobId !== null && jobId !== view.jobId) view.show(jobId);
+    list.refresh();
+  };
+  window.addEventListener("hashchange", route);
+  route();
+  setUpJobForm((job) => {
+    location.hash = `#job/${job.id}`;
+  });
+  startDigitPad($("#digit-canvas"), $("#digit-predict"), $("#digit-clear"), $("#digit-result"));
+}
+
+main();

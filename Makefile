@@ -27,3 +27,5 @@ lint: setup
 
 bench: setup  ## benchmarks: print timings and ratios measured side by side
 	$(BIN)/python bench/metrics_history.py
+	$(BIN)/python bench/train_speed.py
+	$(BIN)/python bench/predict.py --torchserve

@@ -87,15 +87,14 @@ def seed_mlp_job(settings: Settings) -> int:
     saved = save_checkpoint(
         checkpoint_payload(state, "mnist_mlp"), settings.artifacts_dir / relative
     )
-    artifacts.record_checkpoint(
-        engine,
-        lease,
+    record = artifacts.CheckpointFile(
         epoch=1,
         path=relative.as_posix(),
         sha256=saved.sha256,
         size_bytes=saved.size_bytes,
         is_final=True,
     )
+    artifacts.record_checkpoint(engine, lease, record, keep=1)
     announce_success(settings.artifacts_dir, "mnist_mlp", claimed.id)
     jobs.finish_job(engine, lease)
     engine.dispose()

@@ -19,6 +19,7 @@ from models.datasets import (
 from models.images import ImageLimits, cifar_pixels
 from models.options import ClassificationLoss
 from models.registry import BatchAugment, DataRoot, ModelSpec, TrainingData, register
+from models.top_k import top_k_predictions
 
 SIDE = 32
 MAX_IMAGES = 64
@@ -94,21 +95,10 @@ def decode_upload(data: bytes, limits: ImageLimits | None = None) -> torch.Tenso
 
 
 def postprocess(outputs: torch.Tensor) -> dict:
-    probabilities = torch.softmax(outputs.float(), dim=1)
-    top_p, top_i = probabilities.topk(3, dim=1)
-    predictions = [
-        {
-            "label": CIFAR_CLASSES[indices[0]],
-            "class_index": indices[0],
-            "probability": ps[0],
-            "top3": [
-                {"label": CIFAR_CLASSES[i], "probability": p}
-                for i, p in zip(indices, ps, strict=True)
-            ],
-        }
-        for indices, ps in zip(top_i.tolist(), top_p.tolist(), strict=True)
-    ]
-    return {"predictions": predictions}
+    def describe(index: int) -> dict:
+        return {"label": CIFAR_CLASSES[index], "class_index": index}
+
+    return {"predictions": top_k_predictions(outputs, describe)}
 
 
 def augment(options: Cifar10Options) -> BatchAugment | None:

@@ -21,6 +21,7 @@ from models.datasets import (
 from models.images import ImageLimits, mnist_pixels
 from models.options import ClassificationLoss
 from models.registry import BatchAugment, DataRoot, ModelSpec, TrainingData, register
+from models.top_k import top_k_predictions
 
 SIDE = 28
 MAX_IMAGES = 256
@@ -90,17 +91,7 @@ def decode_upload(data: bytes, limits: ImageLimits | None = None) -> torch.Tenso
 
 
 def postprocess(outputs: torch.Tensor) -> dict:
-    probabilities = torch.softmax(outputs.float(), dim=1)
-    top_p, top_i = probabilities.topk(3, dim=1)
-    predictions = [
-        {
-            "digit": digits[0],
-            "probability": ps[0],
-            "top3": [{"digit": d, "probability": p} for d, p in zip(digits, ps, strict=True)],
-        }
-        for digits, ps in zip(top_i.tolist(), top_p.tolist(), strict=True)
-    ]
-    return {"predictions": predictions}
+    return {"predictions": top_k_predictions(outputs, lambda index: {"digit": index})}
 
 
 def augment(options: ImageOptions) -> BatchAugment | None:

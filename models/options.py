@@ -9,6 +9,15 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
+from models.schedules import (
+    CosineSchedule,
+    EarlyStopping,
+    PlateauSchedule,
+    Schedule,
+    StepSchedule,
+)
+from models.watch import Watch
+
 OptimizerName = Literal["sgd", "adam", "adagrad", "adamax", "asgd", "lbfgs", "rmsprop", "rprop"]
 RegressionLoss = Literal["mse", "l1", "smooth_l1"]
 BinaryLoss = Literal["bce"]
@@ -42,6 +51,17 @@ class TrainOptions(BaseModel):
     init_from: int | None = Field(
         None, ge=1, description="Start from the weights of this earlier succeeded job."
     )
+    early_stopping: EarlyStopping | None = Field(
+        None, description='Stop when a metric stalls, e.g. {"metric": "val_loss", "patience": 5}.'
+    )
+    scheduler: Schedule | None = Field(
+        None, description='Learning-rate schedule, e.g. {"kind": "step", "step_size": 10}.'
+    )
+    watch: Watch | None = Field(
+        None, description="Keep a best checkpoint by this metric; prediction then uses it."
+    )
+    keep_last: int = Field(1, ge=1, le=1000, description="Newest checkpoints kept for resume.")
+    keep_best: int = Field(1, ge=1, le=1000, description="Best checkpoints kept (with watch).")
 
     @model_validator(mode="after")
     def _check_optimizer_arguments(self) -> TrainOptions:
@@ -84,6 +104,27 @@ def build_optimizer(
         case "rprop":
             return torch.optim.Rprop(params, lr=lr)
     raise ValueError(f"unknown optimizer {options.optimizer!r}")
+
+
+LRSchedule = torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau
+
+
+def build_scheduler(options: TrainOptions, optimizer: torch.optim.Optimizer) -> LRSchedule | None:
+    """The lr scheduler the options name, stepped once per epoch; None without one."""
+    schedule, lr_scheduler = options.scheduler, torch.optim.lr_scheduler
+    match schedule:
+        case None:
+            return None
+        case StepSchedule():
+            return lr_scheduler.StepLR(optimizer, schedule.step_size, gamma=schedule.gamma)
+        case CosineSchedule():
+            t_max = schedule.t_max or options.epochs
+            return lr_scheduler.CosineAnnealingLR(optimizer, t_max, eta_min=schedule.eta_min)
+        case PlateauSchedule():
+            return lr_scheduler.ReduceLROnPlateau(
+                optimizer, schedule.mode, factor=schedule.factor, patience=schedule.patience
+            )
+    raise ValueError(f"unknown scheduler {schedule!r}")
 
 
 def build_loss(name: str) -> nn.Module:

@@ -24,10 +24,13 @@ from service.db import is_lock_error, make_engine, upgrade_database
 from service.deps import require_api_key
 from service.limits import BodyLimit
 from service.predictions import ModelCache
-from service.routes import events, fleet, health, jobs, models, predict
+from service.routes import events, fleet, health, jobs, logs, models, predict, telemetry, versions
+from service.routes.compare import router as compare_router
+from service.routes.sweeps import router as sweeps_router
 from service.routes.web import mount_web
 from service.schemas import ERROR_RESPONSES
 from service.settings import Settings
+from service.telemetry import PredictTimer, make_telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +41,12 @@ ERROR_STATUS: dict[type[errors.TorchkilnError], int] = {
     errors.InvalidInput: 422,
     errors.NoCheckpoint: 409,
     errors.JobNotCancellable: 409,
+    errors.JobInUse: 409,
+    errors.AliasNotFound: 404,
     errors.UnsupportedBody: 415,
     errors.DatabaseBusy: 503,
+    errors.SweepNotFound: 404,
+    errors.NoSweepWinner: 409,
 }
 
 
@@ -69,13 +76,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.model_cache = ModelCache(engine, settings.artifacts_dir)
+    app.state.telemetry = make_telemetry(engine)
     protected = [Depends(require_api_key)]
     app.include_router(health.router)
-    for router in (jobs.router, events.router, models.router, predict.router, fleet.router):
+    # compare first: /jobs/{job_id} in the jobs router would otherwise take /jobs/compare.
+    for router in (compare_router, sweeps_router):
         app.include_router(router, dependencies=protected, responses=ERROR_RESPONSES)
+    routers = (jobs.router, events.router, logs.router, models.router, predict.router)
+    for router in (*routers, fleet.router, telemetry.router):
+        app.include_router(router, dependencies=protected, responses=ERROR_RESPONSES)
+    app.include_router(versions.router, dependencies=protected, responses=ERROR_RESPONSES)
     mount_web(app)
     app.add_middleware(
         BodyLimit, json_limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes
+    )
+    # Outermost, so rejected uploads (413) are timed too.
+    app.add_middleware(
+        PredictTimer,
+        telemetry=app.state.telemetry,
+        cache=app.state.model_cache,
+        routes={route.path for route in predict.router.routes},  # type: ignore[attr-defined]
     )
     add_error_handlers(app)
     return app

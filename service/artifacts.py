@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -12,7 +13,7 @@ from service.db import write_session
 from service.jobs import Lease
 from service.metrics import add_points, delete_points_after
 from service.states import JobState
-from service.tables import Checkpoint, Job, utcnow
+from service.tables import Checkpoint, CheckpointKind, Job, utcnow
 
 
 def _own(session: Session, lease: Lease, **values: object) -> bool:
@@ -44,54 +45,98 @@ def record_epochs(
     return True
 
 
+@dataclass(frozen=True)
+class CheckpointFile:
+    """A file a worker just wrote, to register; ``metric_value`` is set on best ones."""
+
+    epoch: int
+    path: str
+    sha256: str
+    size_bytes: int
+    is_final: bool = False
+    kind: CheckpointKind = CheckpointKind.LAST
+    metric_value: float | None = None
+
+
 def record_checkpoint(
-    engine: Engine,
-    lease: Lease,
-    *,
-    epoch: int,
-    path: str,
-    sha256: str,
-    size_bytes: int,
-    is_final: bool,
+    engine: Engine, lease: Lease, saved: CheckpointFile, *, keep: int
 ) -> list[str]:
-    """Register a checkpoint; returns the paths of the older ones it replaces (to delete)."""
+    """Register a checkpoint and keep the newest ``keep`` of its kind.
+
+    Returns the paths of the files it dropped (to delete). A best checkpoint also sets the
+    job's best epoch and value, in the same transaction.
+    """
     with write_session(engine) as session:
-        if not _own(session, lease):
+        best = {"best_epoch": saved.epoch, "best_value": saved.metric_value}
+        if not _own(session, lease, **(best if saved.kind == CheckpointKind.BEST else {})):
             return []
-        older = session.exec(select(Checkpoint).where(Checkpoint.job_id == lease.job_id)).all()
-        session.add(
-            Checkpoint(
-                job_id=lease.job_id,
-                epoch=epoch,
-                path=path,
-                sha256=sha256,
-                size_bytes=size_bytes,
-                is_final=is_final,
+        for replaced in session.exec(
+            select(Checkpoint).where(
+                Checkpoint.job_id == lease.job_id, Checkpoint.path == saved.path
             )
+        ):
+            session.delete(replaced)
+        session.add(Checkpoint(job_id=lease.job_id, **asdict(saved)))
+        session.flush()
+        return _drop(session, _of_kind(session, lease.job_id, saved.kind)[keep:])
+
+
+def _of_kind(session: Session, job_id: int, kind: CheckpointKind) -> list[Checkpoint]:
+    """A job's checkpoints of one kind, newest first."""
+    return list(
+        session.exec(
+            select(Checkpoint)
+            .where(Checkpoint.job_id == job_id, Checkpoint.kind == kind)
+            .order_by(col(Checkpoint.epoch).desc(), col(Checkpoint.id).desc())
         )
-        stale = [c.path for c in older if c.path != path]
-        for checkpoint in older:
-            session.delete(checkpoint)
-    return stale
+    )
 
 
-def rewind_to_checkpoint(engine: Engine, lease: Lease) -> Checkpoint | None:
-    """On (re)start: the newest checkpoint, with metrics past it dropped."""
+def _drop(session: Session, checkpoints: Sequence[Checkpoint]) -> list[str]:
+    for checkpoint in checkpoints:
+        session.delete(checkpoint)
+    return [c.path for c in checkpoints]
+
+
+@dataclass(frozen=True)
+class Rewind:
+    """Where a (re)started job goes on from: its last checkpoint and its best so far."""
+
+    checkpoint: Checkpoint | None
+    best: Checkpoint | None
+    stale_paths: list[str]
+
+
+def rewind_to_checkpoint(engine: Engine, lease: Lease) -> Rewind:
+    """On (re)start: the newest last checkpoint, with metrics and best checkpoints past it
+    dropped, since the epochs after it run again."""
     with write_session(engine) as session:
-        checkpoint = latest_checkpoint(session, lease.job_id)
+        checkpoint = resume_checkpoint(session, lease.job_id)
         epoch = checkpoint.epoch if checkpoint is not None else 0
-        _own(session, lease, epoch=epoch)
+        bests = _of_kind(session, lease.job_id, CheckpointKind.BEST)
+        stale = _drop(session, [c for c in bests if c.epoch > epoch])
+        best = next((c for c in bests if c.epoch <= epoch), None)
+        _own(
+            session,
+            lease,
+            epoch=epoch,
+            best_epoch=best.epoch if best else None,
+            best_value=best.metric_value if best else None,
+        )
         delete_points_after(session, lease.job_id, epoch)
-    return checkpoint
+    return Rewind(checkpoint=checkpoint, best=best, stale_paths=stale)
 
 
-def latest_checkpoint(session: Session, job_id: int) -> Checkpoint | None:
-    return session.exec(
-        select(Checkpoint)
-        .where(Checkpoint.job_id == job_id)
-        .order_by(col(Checkpoint.epoch).desc(), col(Checkpoint.id).desc())
-        .limit(1)
-    ).first()
+def resume_checkpoint(session: Session, job_id: int) -> Checkpoint | None:
+    """The newest last checkpoint: weights, optimizer and RNGs to go on training from."""
+    return next(iter(_of_kind(session, job_id, CheckpointKind.LAST)), None)
+
+
+def serving_checkpoint(session: Session, job_id: int) -> Checkpoint | None:
+    """What predictions and exports use: the newest best checkpoint, else the newest last."""
+    return next(iter(_of_kind(session, job_id, CheckpointKind.BEST)), None) or resume_checkpoint(
+        session, job_id
+    )
 
 
 def newest_succeeded_job(session: Session, models: Sequence[str]) -> Job | None:

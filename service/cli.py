@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="torchkiln: train and serve classic PyTorch models.", no_args_is_help=True)
+from service import client_cli
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+app = typer.Typer(help="torchkiln: train and serve classic PyTorch models.", no_args_is_help=True)
 
 
 @app.command()
@@ -24,14 +27,16 @@ def serve(
 ) -> None:
     """Serve the API, with a training worker pool beside it; applies migrations first."""
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     from service.db import make_engine, upgrade_database
+    from service.logs import configure_logging, logging_config
     from service.settings import Settings
     from workers.pool import WorkerPool
     from workers.shutdown import ShutdownSignals
 
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     settings = Settings()
+    configure_logging(settings.log_format)
     engine = make_engine(settings)
     upgrade_database(engine)
     engine.dispose()
@@ -44,6 +49,7 @@ def serve(
     signals.install()
     if pool is not None:
         pool.start()
+    metrics_dir = share_prometheus_dir(processes)
     try:
         # A factory, so each HTTP process builds its own app (engine, model cache) from the
         # same environment; uvicorn handles the first Ctrl-C/SIGTERM and returns here.
@@ -55,6 +61,8 @@ def serve(
             workers=processes,
             log_level="info",
             access_log=access_log,
+            # JSON: uvicorn's own lines too; text: uvicorn's usual format.
+            log_config=logging_config("json") if settings.log_format == "json" else LOGGING_CONFIG,
         )
     finally:
         # With several HTTP processes uvicorn's supervisor keeps its handlers: take them back
@@ -62,6 +70,18 @@ def serve(
         signals.install()
         if pool is not None:
             pool.stop()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def share_prometheus_dir(processes: int) -> Path | None:
+    """With several HTTP processes a scrape reaches one of them: prometheus_client's
+    multiprocess mode (set before any process imports it) lets each answer for all."""
+    if processes == 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    path = Path(tempfile.mkdtemp(prefix="torchkiln-prometheus-"))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return path
 
 
 @app.command()
@@ -70,12 +90,13 @@ def worker(
 ) -> None:
     """Run a worker pool alone against TORCHKILN_DATABASE_URL (for other hosts)."""
     from service.db import make_engine, upgrade_database
+    from service.logs import configure_logging
     from service.settings import Settings
     from workers.pool import WorkerPool
     from workers.shutdown import ShutdownSignals
 
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     settings = Settings()
+    configure_logging(settings.log_format)
     engine = make_engine(settings)
     upgrade_database(engine)
     engine.dispose()
@@ -86,6 +107,8 @@ def worker(
     signals.requested.wait()
     pool.stop()
 
+
+client_cli.register(app)
 
 if __name__ == "__main__":
     app()

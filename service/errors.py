@@ -39,3 +39,21 @@ class DatabaseBusy(TorchkilnError):
 
     def __init__(self) -> None:
         super().__init__("the database is busy; retry in a moment")
+
+
+class AliasNotFound(TorchkilnError):
+    def __init__(self, models: list[str], alias: str) -> None:
+        super().__init__(f"no alias {alias!r} for {' or '.join(models)}")
+
+
+class JobInUse(TorchkilnError):
+    """A job that cannot be deleted: it is still running, or something points at it."""
+
+
+class SweepNotFound(TorchkilnError):
+    def __init__(self, sweep_id: int) -> None:
+        super().__init__(f"no sweep with id {sweep_id}")
+
+
+class NoSweepWinner(TorchkilnError):
+    """A sweep has no succeeded, unpruned trial with a metric value to promote yet."""

@@ -209,8 +209,9 @@ def _finalize(engine: Engine, lease: Lease, **values: Any) -> bool:
         return result.rowcount == 1
 
 
-def finish_job(engine: Engine, lease: Lease) -> bool:
-    return _finalize(engine, lease, status=JobState.SUCCEEDED)
+def finish_job(engine: Engine, lease: Lease, *, stop_reason: str | None = None) -> bool:
+    """Succeeded; ``stop_reason`` says why it ended before its last epoch, if it did."""
+    return _finalize(engine, lease, status=JobState.SUCCEEDED, stop_reason=stop_reason)
 
 
 def fail_job(engine: Engine, lease: Lease, error: str) -> bool:

@@ -17,7 +17,8 @@ from torch import nn
 
 from models import REGISTRY
 from models.registry import ModelSpec
-from service.artifacts import latest_checkpoint, newest_succeeded_job
+from service.aliases import aliased_job_id, aliases_stamp
+from service.artifacts import newest_succeeded_job, serving_checkpoint
 from service.db import read_session
 from service.errors import InvalidInput, JobNotFound, NoCheckpoint
 from service.states import TERMINAL
@@ -44,8 +45,12 @@ class LoadedModel:
     module: nn.Module
 
 
-def find_source(session: Session, model_names: Sequence[str], job_id: int | None) -> Source:
-    """The named job's newest checkpoint, or the newest succeeded job of these models."""
+def find_source(
+    session: Session, model_names: Sequence[str], job_id: int | None, alias: str | None = None
+) -> Source:
+    """The serving checkpoint of the named (or aliased) job, else of the newest succeeded."""
+    if alias is not None:
+        job_id = aliased_job_id(session, model_names, alias)
     if job_id is None:
         job = newest_succeeded_job(session, model_names)
         if job is None:
@@ -61,7 +66,7 @@ def find_source(session: Session, model_names: Sequence[str], job_id: int | None
             raise InvalidInput(
                 f"job {job_id} trained {job.model!r}, not {' or '.join(model_names)}"
             )
-    checkpoint = latest_checkpoint(session, job.id)  # type: ignore[arg-type]
+    checkpoint = serving_checkpoint(session, job.id)  # type: ignore[arg-type]
     if checkpoint is None:
         raise NoCheckpoint(
             f"job {job.id} ({job.status}) has no checkpoint yet; wait for it or pick another"
@@ -72,7 +77,7 @@ def find_source(session: Session, model_names: Sequence[str], job_id: int | None
 @dataclass(frozen=True)
 class _CachedSource:
     source: Source
-    stamps: tuple[int | None, ...]
+    stamps: tuple[object, ...]
     looked_up_at: float
 
 
@@ -80,7 +85,8 @@ class ModelCache:
     """Which checkpoint answers, and the loaded networks, so a request rarely touches the DB.
 
     The newest-job lookup is reused until a model's success marker changes (a stat per
-    request); networks are keyed by checkpoint id, so a newer checkpoint is a fresh load.
+    request), an alias lookup until its aliases marker changes; networks are keyed by
+    checkpoint id and digest, so a newer checkpoint is a fresh load.
     """
 
     def __init__(self, engine: Engine, artifacts_dir: Path, capacity: int = 8) -> None:
@@ -89,30 +95,38 @@ class ModelCache:
         self.capacity = capacity
         self.hits = 0
         self.misses = 0
-        self._sources: dict[tuple[tuple[str, ...], int | None], _CachedSource] = {}
-        self._modules: OrderedDict[int, LoadedModel] = OrderedDict()
+        self._sources: dict[tuple[tuple[str, ...], int | None, str | None], _CachedSource] = {}
+        # Keyed with the digest too: SQLite may hand a deleted row's id to a new checkpoint.
+        self._modules: OrderedDict[tuple[int, str], LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
 
-    def resolve(self, model_names: Sequence[str], job_id: int | None) -> Source:
-        key = (tuple(model_names), job_id)
-        stamps = tuple(marker_stamp(self.artifacts_dir, name) for name in model_names)
+    def resolve(
+        self, model_names: Sequence[str], job_id: int | None, alias: str | None = None
+    ) -> Source:
+        key = (tuple(model_names), job_id, alias)
+        stamps: tuple[object, ...] = tuple(
+            marker_stamp(self.artifacts_dir, name) for name in model_names
+        )
+        if alias is not None:
+            stamps += tuple(aliases_stamp(self.artifacts_dir, name) for name in model_names)
         cached = self._sources.get(key)
         now = time.monotonic()
+        is_pinned = job_id is not None or alias is not None
         if (
             cached is not None
             and cached.stamps == stamps
-            and (job_id is not None or now - cached.looked_up_at < SOURCE_REFRESH_S)
+            and (is_pinned or now - cached.looked_up_at < SOURCE_REFRESH_S)
         ):
             return cached.source
         with read_session(self.engine) as session:
-            source = find_source(session, model_names, job_id)
-        if self._is_settled(source, model_names, job_id):
+            source = find_source(session, model_names, job_id, alias)
+        if self._is_settled(source, model_names, is_pinned):
             self._sources[key] = _CachedSource(source, stamps, now)
         return source
 
-    def _is_settled(self, source: Source, model_names: Sequence[str], job_id: int | None) -> bool:
+    def _is_settled(self, source: Source, model_names: Sequence[str], is_pinned: bool) -> bool:
         """Cache only answers that cannot change under the same markers."""
-        if job_id is not None:
+        if is_pinned:
             return source.job.status in TERMINAL
         # A marker names the job that announced success; until its commit is visible the
         # database still answers with an older job, which must not be cached.
@@ -120,8 +134,8 @@ class ModelCache:
         return source.job.id in announced or not any(announced)
 
     def get(self, source: Source) -> LoadedModel:
-        key = source.checkpoint.id
-        assert key is not None
+        assert source.checkpoint.id is not None
+        key = (source.checkpoint.id, source.checkpoint.sha256)
         with self._lock:
             loaded = self._modules.get(key)
             if loaded is not None:

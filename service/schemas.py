@@ -51,6 +51,11 @@ class JobPublic(BaseModel):
     seed: int
     torch_version: str | None
     error: str | None
+    best_epoch: int | None = Field(None, description="Epoch with the best watched metric.")
+    best_value: float | None = Field(None, description="The watched metric at best_epoch.")
+    disk_bytes: int = Field(0, description="Bytes of checkpoints this job keeps on disk.")
+    stop_reason: str | None = Field(None, description="Why it ended before its last epoch.")
+    sweep_id: int | None = Field(None, description="The sweep that queued it, if any.")
     worker: WorkerPublic | None
     is_cancel_requested: bool
     created_at: datetime
@@ -129,11 +134,61 @@ class ErrorPublic(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorPublic, "description": description}
     for status, description in {
+        400: "The body could not be parsed (not UTF-8 JSON, or a broken multipart form).",
         401: "Missing or wrong API key.",
         404: "No such job or model.",
         409: "The job is not in a state that allows this.",
         413: "Request body too large.",
+        415: "A body in a format this endpoint does not read.",
         422: "Invalid request; `detail` names each bad field.",
         503: "The database is busy; retry after `Retry-After` seconds.",
     }.items()
 }
+
+
+class JobLogsPublic(BaseModel):
+    job_id: int
+    lines: list[dict[str, Any]] = Field(description="time, level, logger, message, job_id, pid")
+    next_since: int = Field(description="Cursor for the next poll: lines read so far.")
+
+
+class AliasSet(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    job_id: int = Field(ge=1, le=2**31 - 1, description="A succeeded job of this model.")
+
+
+class AliasPublic(BaseModel):
+    model: str
+    alias: str
+    job_id: int
+    updated_at: datetime
+
+
+class AliasesPublic(BaseModel):
+    data: list[AliasPublic]
+    count: int
+
+
+class VersionPublic(BaseModel):
+    job_id: int
+    params: dict[str, Any]
+    finished_at: datetime | None
+    epochs: int
+    metrics: dict[str, float | None] = Field(description="The last value of each metric.")
+    best_epoch: int | None
+    best_value: float | None
+    aliases: list[str]
+    disk_bytes: int
+
+
+class VersionsPublic(BaseModel):
+    model: str
+    data: list[VersionPublic]
+    count: int
+    disk_bytes: int = Field(description="Checkpoint bytes of every job of this model.")
+
+
+class UsagePublic(BaseModel):
+    disk_bytes: int = Field(description="Checkpoint bytes of every job.")
+    models: dict[str, int] = Field(description="Checkpoint bytes per model.")

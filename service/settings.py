@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +43,9 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(20_000_000, ge=1, description="Largest decoded image.")
     max_body_bytes: int = Field(
         2_000_000, ge=1024, description="Largest JSON request body (uploads: max_upload_bytes)."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as text or JSON lines; both carry the job id."
     )
     cancel_grace_s: float = Field(
         30.0, gt=0, le=3600, description="A cancelled job's worker is killed after this long."

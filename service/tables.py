@@ -52,6 +52,16 @@ class WorkerStateType(_StrEnumText):
     enum = WorkerState
 
 
+class CheckpointKind(StrEnum):
+    LAST = "last"
+    BEST = "best"
+
+
+class CheckpointKindType(_StrEnumText):
+    cache_ok = True
+    enum = CheckpointKind
+
+
 # Ids are INTEGER columns, 32-bit on PostgreSQL: a larger number names no row, and binding
 # it would fail in the driver (an overflow on SQLite, "out of range" on PostgreSQL).
 MAX_ROW_ID = 2**31 - 1
@@ -94,6 +104,11 @@ class Job(SQLModel, table=True):
     finished_at: datetime | None = _timestamp()
     heartbeat_at: datetime | None = _timestamp()
     lease_expires_at: datetime | None = _timestamp()
+    best_epoch: int | None = Field(default=None)
+    best_value: float | None = Field(default=None)
+    # Why a succeeded job ended before its last epoch (early stopping, sweep halving).
+    stop_reason: str | None = Field(default=None, sa_type=sa.Text)
+    sweep_id: int | None = Field(default=None, foreign_key="sweep.id", index=True)
 
 
 class MetricPoint(SQLModel, table=True):
@@ -121,7 +136,28 @@ class Checkpoint(SQLModel, table=True):
     sha256: str = Field(max_length=64)
     size_bytes: int
     is_final: bool = Field(default=False)
+    # "last" files resume a run; "best" files (the watched metric's best epoch) serve it.
+    kind: CheckpointKind = Field(
+        default=CheckpointKind.LAST,
+        sa_type=CheckpointKindType,
+        sa_column_kwargs={"server_default": CheckpointKind.LAST.value},
+    )
+    # The watched metric at this epoch (best checkpoints): a resume restores the best so far.
+    metric_value: float | None = Field(default=None)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class ModelAlias(SQLModel, table=True):
+    """A name (``champion``) for one succeeded job of a model; moved by PUT, read per request."""
+
+    __tablename__ = "model_alias"
+    __table_args__ = (sa.UniqueConstraint("model", "alias", name="uq_model_alias_model_alias"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model: str = Field(max_length=64)
+    alias: str = Field(max_length=64)
+    job_id: int = Field(foreign_key="job.id", index=True)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
 class WorkerProcess(SQLModel, table=True):
@@ -139,3 +175,18 @@ class WorkerProcess(SQLModel, table=True):
     heartbeat_at: datetime = Field(
         default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True
     )
+
+
+class Sweep(SQLModel, table=True):
+    """A hyper-parameter search: its spec, and the child jobs (``Job.sweep_id``) it queued."""
+
+    __tablename__ = "sweep"
+
+    id: int | None = Field(default=None, primary_key=True)
+    model: str = Field(max_length=64)
+    spec: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
+    metric: str = Field(max_length=64)
+    mode: str = Field(max_length=8)
+    status: str = Field(default="running", max_length=16)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    winner_job_id: int | None = Field(default=None)

@@ -38,13 +38,18 @@ def checkpoint_payload(state: TrainState, model_name: str) -> dict[str, Any]:
     }
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state()
-    return {
+    payload = {
         "model_name": model_name,
         "epoch": state.epoch,
         "model": state.module.state_dict(),
         "optimizer": state.optimizer.state_dict(),
         "rng": rng,
     }
+    if state.scheduler is not None:
+        payload["scheduler"] = state.scheduler.state_dict()
+    if state.stopper is not None:
+        payload["early_stopping"] = state.stopper.state_dict()
+    return payload
 
 
 def save_checkpoint(payload: dict[str, Any], path: Path) -> SavedCheckpoint:
@@ -77,6 +82,10 @@ def restore_state(state: TrainState, payload: dict[str, Any]) -> None:
     state.module.load_state_dict(payload["model"])
     state.optimizer.load_state_dict(payload["optimizer"])
     state.epoch = int(payload["epoch"])
+    if state.scheduler is not None and "scheduler" in payload:
+        state.scheduler.load_state_dict(payload["scheduler"])
+    if state.stopper is not None and "early_stopping" in payload:
+        state.stopper.load_state_dict(payload["early_stopping"])
     rng = payload["rng"]
     torch.set_rng_state(rng["torch"].cpu())
     state.generator.set_state(rng["generator"].cpu())

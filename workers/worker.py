@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from models import REGISTRY
 from models.registry import DataRoot, DataUnavailable, ModelSpec
-from service import artifacts, fleet
+from service import artifacts, fleet, sweeps
 from service.db import make_engine, read_session
 from service.jobs import (
     Lease,
@@ -29,8 +29,11 @@ from service.jobs import (
     release_job,
     requeue_stale_jobs,
 )
+from service.logs import configure_logging
 from service.settings import Settings
-from service.tables import Job
+from service.tables import CheckpointKind, Job
+from workers import job_logs
+from workers.best import BestKeeper
 from workers.checkpoints import (
     announce_success,
     checkpoint_payload,
@@ -40,8 +43,9 @@ from workers.checkpoints import (
     save_checkpoint,
 )
 from workers.devices import claimable_requests, resolve_device
+from workers.early_stopping import MetricMissing, metric_value
 from workers.heart import Heart
-from workers.training import Diverged, TrainState, fit, new_state, to_device
+from workers.training import Diverged, FitOutcome, FitResult, TrainState, fit, new_state, to_device
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +96,7 @@ class Worker:
         self.beaten_at = 0.0
         self.beat_interval_s = min(settings.lease_seconds / 3, 1.0)
         self.worker_id: int | None = None
+        self.best = BestKeeper(watch=None)  # replaced per job in execute_job
 
     def work(self) -> None:
         self.worker_id = fleet.register_worker(self.engine, self.identity, self.device)
@@ -143,19 +148,23 @@ class Worker:
             worker_id=self.worker_id,
         )
         heart.start()
+        job_log = job_logs.attach(self.settings.artifacts_dir, job.id)
         logger.info("job %s (%s): attempt %s", job.id, job.model, job.attempts)
         try:
             self.execute_job(job, lease, heart)
-        except (JobFailure, Diverged, DataUnavailable) as error:
+        except (JobFailure, Diverged, DataUnavailable, MetricMissing) as error:
+            logger.warning("job %s failed: %s", job.id, error)
             fail_job(self.engine, lease, str(error))
         except torch.OutOfMemoryError as error:
             # Retrying the same spec on the same device would run out of memory again.
+            logger.warning("job %s ran out of memory on %s", job.id, self.device)
             fail_job(self.engine, lease, f"out of memory on {self.device}: {error}")
         except Exception as error:
             logger.exception("job %s failed", job.id)
             fail_job(self.engine, lease, f"{type(error).__name__}: {error}")
         finally:
             heart.stop()
+            job_log.close()
 
     def execute_job(self, job: Job, lease: Lease, heart: Heart) -> None:
         spec = REGISTRY.get(job.model)
@@ -166,18 +175,32 @@ class Worker:
         mark_started(self.engine, lease, device=str(device), torch_version=torch.__version__)
         data_root = DataRoot(self.settings.data_dir, self.settings.allow_download)
         data = to_device(spec.load_data(options, data_root), device)
+        self.best = BestKeeper(options.watch, options.keep_last, options.keep_best)
         state = self.initial_state(spec, options, device, lease)
         recorder = EpochRecorder(self.engine, lease)
+        sinks = job_logs.epoch_sinks(self.settings.artifacts_dir, lease.job_id, state.epoch)
         interval = options.checkpoint_interval()
 
         def on_epoch(state: TrainState, metrics: dict[str, float]) -> None:
             recorder.add(state.epoch, metrics)
+            self.best.observe(state, metrics, spec.name)
+            sinks.add(state.epoch, metrics)
             if state.epoch % interval == 0 and state.epoch < options.epochs:
                 recorder.flush()
                 self.checkpoint(spec, state, lease, is_final=False)
 
+        halving = sweeps.halving_for(self.engine, job)
+
+        def at_rung(state: TrainState, metrics: dict[str, float]) -> str | None:
+            """A sweep child with halving goes on past a rung only in the top part there."""
+            if halving is None or state.epoch not in halving.rungs:
+                return None
+            recorder.flush()  # siblings reaching this rung later compare against this value
+            value = metric_value(metrics, halving.metric, "sweep")
+            return halving.decide(lease.job_id, state.epoch, value)
+
         try:
-            is_complete = fit(
+            result = fit(
                 spec,
                 options,
                 data,
@@ -185,22 +208,29 @@ class Worker:
                 on_epoch=on_epoch,
                 should_stop=heart.should_stop,
                 should_pause=self.stop.is_set,
+                should_end=at_rung,
             )
         finally:
             recorder.flush()
-        self.conclude(spec, state, lease, heart, is_complete)
+            sinks.close()
+        self.conclude(spec, state, lease, heart, result)
 
     def conclude(
-        self, spec: ModelSpec, state: TrainState, lease: Lease, heart: Heart, is_complete: bool
+        self, spec: ModelSpec, state: TrainState, lease: Lease, heart: Heart, result: FitResult
     ) -> None:
         job_id = lease.job_id
-        if is_complete:
+        if result.outcome in (FitOutcome.COMPLETED, FitOutcome.STOPPED_EARLY):
             self.checkpoint(spec, state, lease, is_final=True)
             # Announce first: a cache that sees the marker before the commit just doesn't
             # cache (see service.predictions), while the reverse order could serve stale.
             announce_success(self.settings.artifacts_dir, spec.name, job_id)
-            finish_job(self.engine, lease)
-            logger.info("job %s succeeded after %s epochs", job_id, state.epoch)
+            finish_job(self.engine, lease, stop_reason=result.reason)
+            logger.info(
+                "job %s succeeded after %s epochs%s",
+                job_id,
+                state.epoch,
+                f" ({result.reason})" if result.reason else "",
+            )
         elif heart.is_lost.is_set():
             logger.warning("job %s: stopped, another worker owns it now", job_id)
         elif heart.is_cancel_requested.is_set():
@@ -218,7 +248,11 @@ class Worker:
     ) -> TrainState:
         """A fresh network, resumed from this job's checkpoint or started from ``init_from``."""
         state = new_state(spec, options, device)
-        checkpoint = artifacts.rewind_to_checkpoint(self.engine, lease)
+        rewind = artifacts.rewind_to_checkpoint(self.engine, lease)
+        self.unlink(rewind.stale_paths)
+        if rewind.best is not None:
+            self.best.epoch, self.best.value = rewind.best.epoch, rewind.best.metric_value
+        checkpoint = rewind.checkpoint
         if checkpoint is not None:
             path = self.settings.artifacts_dir / checkpoint.path
             restore_state(state, load_checkpoint(path, device, checkpoint.sha256))
@@ -230,35 +264,63 @@ class Worker:
     def weights_of(self, job_id: int, spec: ModelSpec, device: torch.device) -> dict[str, Any]:
         with read_session(self.engine) as session:
             source = session.get(Job, job_id)
-            checkpoint = artifacts.latest_checkpoint(session, job_id) if source else None
+            checkpoint = artifacts.serving_checkpoint(session, job_id) if source else None
         if source is None or source.model != spec.name or checkpoint is None:
             raise JobFailure(f"init_from={job_id}: no checkpoint of a {spec.name} job with that id")
         path = self.settings.artifacts_dir / checkpoint.path
         return load_checkpoint(path, device, checkpoint.sha256)["model"]
 
     def checkpoint(self, spec: ModelSpec, state: TrainState, lease: Lease, is_final: bool) -> None:
-        relative = Path(job_dir(Path("."), lease.job_id)) / f"epoch-{state.epoch:06d}.pt"
-        saved = save_checkpoint(
-            checkpoint_payload(state, spec.name), self.settings.artifacts_dir / relative
-        )
-        stale = artifacts.record_checkpoint(
-            self.engine,
+        """Write the pending best (if any), then the last; retention drops the oldest of each."""
+        folder = Path(job_dir(Path("."), lease.job_id))
+        best = self.best.take_pending()
+        if best is not None:
+            self.save(
+                best,
+                folder / f"epoch-{self.best.epoch:06d}.best.pt",
+                lease,
+                CheckpointKind.BEST,
+                metric_value=self.best.value,
+            )
+        self.save(
+            checkpoint_payload(state, spec.name),
+            folder / f"epoch-{state.epoch:06d}.pt",
             lease,
-            epoch=state.epoch,
+            CheckpointKind.LAST,
+            is_final=is_final,
+        )
+
+    def save(
+        self,
+        payload: dict[str, Any],
+        relative: Path,
+        lease: Lease,
+        kind: CheckpointKind,
+        *,
+        is_final: bool = False,
+        metric_value: float | None = None,
+    ) -> None:
+        saved = save_checkpoint(payload, self.settings.artifacts_dir / relative)
+        record = artifacts.CheckpointFile(
+            epoch=int(payload["epoch"]),
             path=relative.as_posix(),
             sha256=saved.sha256,
             size_bytes=saved.size_bytes,
             is_final=is_final,
+            kind=kind,
+            metric_value=metric_value,
         )
-        for old in stale:
-            (self.settings.artifacts_dir / old).unlink(missing_ok=True)
+        keep = self.best.keep_best if kind == CheckpointKind.BEST else self.best.keep_last
+        self.unlink(artifacts.record_checkpoint(self.engine, lease, record, keep=keep))
+
+    def unlink(self, paths: list[str]) -> None:
+        for path in paths:
+            (self.settings.artifacts_dir / path).unlink(missing_ok=True)
 
 
 def run_worker(settings: Settings, device: str, threads: int, stop: Any) -> None:
     """Entry point of a worker process (spawned by ``workers.pool``)."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(processName)s %(name)s %(message)s"
-    )
+    configure_logging(settings.log_format)
     # Ctrl-C reaches the whole process group; the pool decides how this worker stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     local_stop = threading.Event()

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from models import REGISTRY
-from service import jobs, metrics
+from service import jobs, metrics, versions
 from service.db import read_session, write_session
 from service.deps import EngineDep, SettingsDep
 from service.schemas import JobCreate, JobPublic, JobsPublic, MetricsPublic, WorkerPublic
@@ -21,7 +21,7 @@ from service.tables import MAX_ROW_ID, Job, utcnow
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
-def job_public(job: Job, queue_position: int | None = None) -> JobPublic:
+def job_public(job: Job, queue_position: int | None = None, disk_bytes: int = 0) -> JobPublic:
     worker = None
     if job.worker_host is not None and job.worker_pid is not None:
         worker = WorkerPublic(host=job.worker_host, pid=job.worker_pid)
@@ -29,6 +29,7 @@ def job_public(job: Job, queue_position: int | None = None) -> JobPublic:
         **job.model_dump(exclude={"worker_host", "worker_pid", "lease_expires_at"}),
         worker=worker,
         queue_position=queue_position,
+        disk_bytes=disk_bytes,
         duration_s=_duration_s(job.started_at, job.finished_at, job.status),
     )
 
@@ -96,14 +97,17 @@ def list_jobs(
             session, status=status, model=model, limit=limit, offset=offset
         )
         positions = jobs.queue_positions(session, page)
-    return JobsPublic(data=[job_public(j, positions.get(j.id)) for j in page], count=count)
+        sizes = versions.disk_bytes(session, [j.id for j in page])  # type: ignore[misc]
+    data = [job_public(j, positions.get(j.id), sizes.get(j.id, 0)) for j in page]  # type: ignore[arg-type]
+    return JobsPublic(data=data, count=count)
 
 
 @router.get("/{job_id}", response_model=JobPublic)
 def read_job(job_id: int, engine: EngineDep) -> JobPublic:
     with read_session(engine) as session:
         job = jobs.get_job(session, job_id)
-        return job_public(job, jobs.queue_positions(session, [job]).get(job_id))
+        size = versions.disk_bytes(session, [job_id]).get(job_id, 0)
+        return job_public(job, jobs.queue_positions(session, [job]).get(job_id), size)
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic)

@@ -20,6 +20,7 @@ from starlette.datastructures import UploadFile
 from models import REGISTRY
 from models.images import ImageLimits
 from models.registry import ModelSpec
+from service.aliases import ALIAS_PATTERN
 from service.deps import ModelCacheDep
 from service.errors import InvalidInput, UnsupportedBody
 from service.predictions import ModelCache, predict
@@ -31,6 +32,10 @@ JobIdQuery = Annotated[
     int | None,
     Query(ge=1, le=MAX_ROW_ID, description="Answer from this job, not the newest succeeded."),
 ]
+AliasQuery = Annotated[
+    str | None,
+    Query(pattern=ALIAS_PATTERN, description="Answer from the job this alias names."),
+]
 MAX_FILES = 256
 # Decoding a big photo takes milliseconds: do it off the event loop; small ones inline.
 INLINE_DECODE_BYTES = 64 * 1024
@@ -41,10 +46,13 @@ def json_response(body: dict[str, Any]) -> Response:
 
 
 def answer(
-    cache: ModelCache, names: list[str], job_id: int | None, batch_of: Any
+    cache: ModelCache, names: list[str], pick: tuple[int | None, str | None], batch_of: Any
 ) -> dict[str, Any]:
     """Resolve the answering checkpoint, build the batch with its spec, run the network."""
-    loaded = cache.get(cache.resolve(names, job_id))
+    job_id, alias = pick
+    if job_id is not None and alias is not None:
+        raise InvalidInput("give job_id or alias, not both")
+    loaded = cache.get(cache.resolve(names, job_id, alias))
     return predict(loaded, batch_of(loaded.spec))
 
 
@@ -55,10 +63,14 @@ def add_json_route(spec: ModelSpec) -> None:
         inputs: inputs_model,  # type: ignore[valid-type]
         cache: ModelCacheDep,
         job_id: JobIdQuery = None,
+        alias: AliasQuery = None,
     ) -> Response:
-        return json_response(answer(cache, [spec.name], job_id, lambda s: s.preprocess(inputs)))
+        pick = (job_id, alias)
+        return json_response(answer(cache, [spec.name], pick, lambda s: s.preprocess(inputs)))
 
-    predict_model.__doc__ = f"{spec.summary} Answers from the newest succeeded job, or job_id."
+    predict_model.__doc__ = (
+        f"{spec.summary} Answers from the newest succeeded job, job_id or alias."
+    )
     router.add_api_route(
         f"/{spec.name}", predict_model, methods=["POST"], name=f"predict_{spec.name}"
     )
@@ -99,8 +111,12 @@ def add_upload_route(path_name: str, specs: list[ModelSpec], summary: str) -> No
     inputs_model = specs[0].inputs
 
     async def predict_images(
-        request: Request, cache: ModelCacheDep, job_id: JobIdQuery = None
+        request: Request,
+        cache: ModelCacheDep,
+        job_id: JobIdQuery = None,
+        alias: AliasQuery = None,
     ) -> Response:
+        pick = (job_id, alias)
         content_type = request.headers.get("content-type", "")
         if content_type.startswith(("multipart/form-data", "image/")):
             images = await read_images(request, content_type)
@@ -109,11 +125,11 @@ def add_upload_route(path_name: str, specs: list[ModelSpec], summary: str) -> No
             if sum(map(len, images)) > INLINE_DECODE_BYTES:
                 return json_response(
                     await run_in_threadpool(
-                        answer, cache, names, job_id, lambda s: decode_all(s, images, limits)
+                        answer, cache, names, pick, lambda s: decode_all(s, images, limits)
                     )
                 )
             return json_response(
-                answer(cache, names, job_id, lambda s: decode_all(s, images, limits))
+                answer(cache, names, pick, lambda s: decode_all(s, images, limits))
             )
         if content_type and "json" not in content_type:
             raise UnsupportedBody(
@@ -129,12 +145,12 @@ def add_upload_route(path_name: str, specs: list[ModelSpec], summary: str) -> No
                     for e in error.errors(include_url=False, include_context=False)
                 ]
             ) from None
-        return json_response(answer(cache, names, job_id, lambda s: s.preprocess(inputs)))
+        return json_response(answer(cache, names, pick, lambda s: s.preprocess(inputs)))
 
     predict_images.__doc__ = (
         f"{summary} Send image files (multipart field `file`, repeat it for a batch, or a raw "
         "image/* body: PNG, JPEG, BMP, GIF) or JSON pixels. Answers from the newest succeeded "
-        "job, or job_id."
+        "job, job_id or alias."
     )
     router.add_api_route(
         f"/{path_name}",

@@ -196,7 +196,7 @@ def test_real_mnist_trains_to_92_and_reads_real_pngs(real: httpx.Client) -> None
 @pytest.mark.shared_data
 def test_real_cifar_recipes_reach_the_plain_loop_figures(real: httpx.Client) -> None:
     plain = train(
-        real, "cifar10_cnn", timeout_s=900, epochs=8, optimizer="sgd", lr=0.01, momentum=0.9
+        real, "cifar10_cnn", timeout_s=900, epochs=12, optimizer="sgd", lr=0.01, momentum=0.9
     )
     best = max(
         p["value"]

@@ -11,7 +11,7 @@ import torch
 
 from models.options import TrainOptions
 from models.registry import ModelSpec, TrainingData
-from workers.training import TrainState, fit, new_state
+from workers.training import FitOutcome, TrainState, fit, new_state
 
 SHARED_DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 
@@ -66,5 +66,6 @@ def train(spec: ModelSpec, options: TrainOptions, data: TrainingData) -> list[di
     def on_epoch(state: TrainState, metrics: dict[str, float]) -> None:
         history.append(metrics)
 
-    assert fit(spec, options, data, state, on_epoch=on_epoch, should_stop=lambda: False)
+    result = fit(spec, options, data, state, on_epoch=on_epoch, should_stop=lambda: False)
+    assert result.outcome == FitOutcome.COMPLETED
     return history

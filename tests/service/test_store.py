@@ -133,16 +133,9 @@ def test_rewind_drops_metrics_past_the_last_checkpoint(any_engine: Engine) -> No
     assert job is not None
     lease = jobs.Lease(job_id, job.attempts)
     artifacts.record_epochs(any_engine, lease, [(e, {"train_loss": 1.0 / e}) for e in (1, 2, 3)])
-    artifacts.record_checkpoint(
-        any_engine,
-        lease,
-        epoch=2,
-        path="jobs/1/x.pt",
-        sha256="0" * 64,
-        size_bytes=1,
-        is_final=False,
-    )
-    checkpoint = artifacts.rewind_to_checkpoint(any_engine, lease)
+    record = artifacts.CheckpointFile(epoch=2, path="jobs/1/x.pt", sha256="0" * 64, size_bytes=1)
+    artifacts.record_checkpoint(any_engine, lease, record, keep=1)
+    checkpoint = artifacts.rewind_to_checkpoint(any_engine, lease).checkpoint
     assert checkpoint is not None and checkpoint.epoch == 2
     with read_session(any_engine) as session:
         epochs = session.exec(select(MetricPoint.epoch).where(MetricPoint.job_id == job_id)).all()

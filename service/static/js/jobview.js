@@ -83,7 +83,7 @@ export class JobView {
 
   renderState(job) {
     this.job = { ...this.job, ...job };
-    const { status, epoch, epochs, error, device } = this.job;
+    const { status, epoch, epochs, error, device, stop_reason: stopReason } = this.job;
     this.root.dataset.status = status;
     this.state.replaceChildren();
     const badge = document.createElement("span");
@@ -92,6 +92,7 @@ export class JobView {
     const where = device ? ` on ${device}` : "";
     this.state.append(badge, ` epoch ${epoch} / ${epochs}${where}`);
     if (error) this.state.append(` · ${error}`);
+    if (stopReason) this.state.append(` · ${stopReason}`);
     this.progress.max = epochs || 1;
     this.progress.value = epoch;
   }
@@ -101,7 +102,9 @@ export class JobView {
     this.renderState(event);
     try {
       const job = await request(`/jobs/${this.jobId}`);
-      if (job.id === this.jobId) this.renderState({ device: job.device, error: job.error });
+      if (job.id === this.jobId) {
+        this.renderState({ device: job.device, error: job.error, stop_reason: job.stop_reason });
+      }
     } catch {
       // The stream goes on; the next state change tries again.
     }

@@ -1,5 +1,6 @@
 // Wires the page: API key, the job form, the job list, the job view (#job/<id>), the digit pad.
 
+import { startAnalysisViews } from "./analysis.js";
 import { ApiError, apiKey, describeError, request, setApiKey } from "./api.js";
 import { startDigitPad } from "./digit.js";
 import { startJobList } from "./joblist.js";
@@ -84,6 +85,7 @@ function main() {
     location.hash = `#job/${job.id}`;
   });
   startDigitPad($("#digit-canvas"), $("#digit-predict"), $("#digit-clear"), $("#digit-result"));
+  startAnalysisViews($("#compare-view"), $("#sweep-view"));
 }
 
 main();

@@ -1,0 +1,16 @@
+"""``GET /metrics`` for Prometheus; behind the API key like every route but the probes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+router = APIRouter(tags=["observability"])
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+def read_metrics(request: Request) -> Response:
+    """Jobs by state, queue depth, epoch durations, prediction latency, model-cache counts."""
+    # Sync on purpose: the job counts are database queries, run in the thread pool.
+    body = generate_latest(request.app.state.telemetry.registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -36,7 +36,7 @@ function inputFor(kind, field, value) {
   } else if (kind === "json") {
     input = document.createElement("textarea");
     input.rows = 2;
-    input.placeholder = "JSON, e.g. {\"x\": [1, 2], \"y\": [0, 1]}";
+    input.placeholder = "JSON; empty for none";
     input.value = value === null || value === undefined ? "" : JSON.stringify(value);
   } else {
     input = document.createElement("input");

@@ -311,8 +311,3 @@ def overdue_cancellations(
                 )
             ).all()
         )
-
-
-def is_cancel_requested(engine: Engine, job_id: int) -> bool:
-    with read_session(engine) as session:
-        return bool(session.exec(select(Job.is_cancel_requested).where(Job.id == job_id)).one())

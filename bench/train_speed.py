@@ -4,44 +4,61 @@ Both run the seed recipe (784-512-256-128-64-10 ReLU MLP, SGD lr 0.01, momentum 
 the same initial weights from torch.manual_seed) on ../shared/datasets/mnist-sample, in this
 one invocation:
   classic  torchvision.datasets.MNIST with ToTensor + Normalize per sample, a shuffling
-           DataLoader, the usual train loop (what pytorch/examples/mnist does)
+           DataLoader, the usual train loop (what pytorch/examples/mnist does), in a plain
+           Python process with stock PyTorch
   service  a real ``torchkiln serve`` with one worker: POST /jobs, then the epoch_seconds
            and test_accuracy the worker recorded (the epoch's training part, wall time)
 Both train on all 8,000 training digits (val_fraction=0), so an epoch is 125 steps in each and
-accuracy is compared after the same number of steps. Prints the median epoch times, their
-ratio and both test accuracies.
+accuracy is compared after the same number of steps. Each side runs ``--repeats`` times,
+alternating; the figures are medians over all epochs of all repeats.
 
-    .venv/bin/python bench/train_speed.py [--epochs 5] [--data ../shared/datasets/mnist-sample]
+On an AMD CPU with AVX-512 the service's workers also get MKL's AVX-512 kernels
+(workers/mkl_dispatch.py). So that the speed-up can be told apart from the kernel choice,
+two more rows run there: the classic loop given the same kernels, and the service without
+them.
+
+    .venv/bin/python bench/train_speed.py [--epochs 5] [--repeats 3] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-
-import torch
-from torch import nn
-from torch.utils.data import DataLoader
-from torchvision import datasets, transforms
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
+from torchvision import datasets, transforms  # noqa: E402
+
 from models import REGISTRY  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from tests.utils.live_server import LiveServer, wait_for_job  # noqa: E402
+from workers.mkl_dispatch import shim_for_this_host, with_preload  # noqa: E402
 
 RECIPE = {"optimizer": "sgd", "lr": 0.01, "momentum": 0.5, "batch_size": 64, "seed": 1}
 logger = logging.getLogger("bench.train_speed")
 
 
-def classic(data: Path, epochs: int) -> tuple[list[float], float]:
-    """The textbook loop; returns each epoch's training seconds and the final test accuracy."""
+@dataclass(frozen=True)
+class Run:
+    seconds: list[float]
+    accuracy: float
+
+
+def classic(data: Path, epochs: int) -> Run:
+    """The textbook loop: each epoch's training seconds and the final test accuracy."""
     transform = transforms.Compose(
         [transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))]
     )
@@ -68,10 +85,22 @@ def classic(data: Path, epochs: int) -> tuple[list[float], float]:
     with torch.no_grad():
         for x, y in test_loader:
             correct += (model(x).argmax(1) == y).sum().item()
-    return seconds, correct / len(test)
+    return Run(seconds, correct / len(test))
 
 
-def service(data: Path, epochs: int, threads: int) -> tuple[list[float], float]:
+def classic_in_child(data: Path, epochs: int, threads: int, preload: Path | None) -> Run:
+    """The classic loop in a fresh interpreter: stock, or with ``preload`` in LD_PRELOAD."""
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    if preload is not None:
+        env = with_preload(env, preload)
+    command = [sys.executable, __file__, "--classic-child", "--data", str(data)]
+    command += ["--epochs", str(epochs), "--threads", str(threads)]
+    out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+    report = json.loads(out.strip().splitlines()[-1])
+    return Run(report["seconds"], report["accuracy"])
+
+
+def service(data: Path, epochs: int, threads: int, mkl_amd_avx512: bool) -> Run:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         settings = Settings(
@@ -79,6 +108,7 @@ def service(data: Path, epochs: int, threads: int) -> tuple[list[float], float]:
             artifacts_dir=root / "a",
             data_dir=data,
             train_threads=threads,
+            mkl_amd_avx512=mkl_amd_avx512,
         )
         server = LiveServer(settings, root / "server.log", workers=1)
         server.start()
@@ -93,39 +123,71 @@ def service(data: Path, epochs: int, threads: int) -> tuple[list[float], float]:
             server.stop()
     seconds = [p["value"] for p in points if p["name"] == "epoch_seconds"]
     accuracy = [p["value"] for p in points if p["name"] == "test_accuracy"][-1]
-    return seconds, accuracy
+    return Run(seconds, accuracy)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads, both loops")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads, every side")
     parser.add_argument(
         "--data", type=Path, default=REPO_ROOT.parent / "shared" / "datasets" / "mnist-sample"
     )
+    parser.add_argument("--classic-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     if not (args.data / "MNIST" / "raw").is_dir():
         sys.exit(f"no MNIST sample at {args.data}/MNIST/raw")
     torch.set_num_threads(args.threads)
-    classic_s, classic_acc = classic(args.data, args.epochs)
-    service_s, service_acc = service(args.data, args.epochs, args.threads)
-    classic_median, service_median = statistics.median(classic_s), statistics.median(service_s)
+    if args.classic_child:
+        run = classic(args.data, args.epochs)
+        print(json.dumps({"seconds": run.seconds, "accuracy": run.accuracy}))  # noqa: T201
+        return
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+    shim = shim_for_this_host(enabled=True)
+    sides = {
+        "classic loop": lambda: classic_in_child(args.data, args.epochs, args.threads, None),
+        "service": lambda: service(args.data, args.epochs, args.threads, True),
+    }
+    if shim is not None:
+        sides["classic loop + AVX-512 MKL"] = lambda: classic_in_child(
+            args.data, args.epochs, args.threads, shim
+        )
+        sides["service, AVX2 MKL"] = lambda: service(args.data, args.epochs, args.threads, False)
+    runs: dict[str, list[Run]] = {name: [] for name in sides}
+    for repeat in range(args.repeats):
+        for name, side in sides.items():
+            runs[name].append(side())
+            logger.info("repeat %d: %-28s %s", repeat + 1, name, _list(runs[name][-1].seconds))
+
+    medians = {
+        name: statistics.median(s for r in rs for s in r.seconds) for name, rs in runs.items()
+    }
     logger.info(
-        "epochs: %d x 125 steps (batch 64) on 8,000 digits, %d torch thread(s) each",
+        "\n%d epochs x 125 steps (batch 64) on 8,000 digits, %d torch thread(s) each, "
+        "%d repeats; median epoch seconds:",
         args.epochs,
         args.threads,
+        args.repeats,
     )
-    logger.info("classic loop  epoch %.3f s (median; %s)", classic_median, _list(classic_s))
-    logger.info("service       epoch %.3f s (median; %s)", service_median, _list(service_s))
-    logger.info("speed-up      %.1fx", classic_median / service_median)
-    logger.info(
-        "test accuracy classic %.2f%%, service %.2f%% (difference %.2f points)",
-        100 * classic_acc,
-        100 * service_acc,
-        100 * abs(classic_acc - service_acc),
+    for name, rs in runs.items():
+        accuracy = statistics.median(r.accuracy for r in rs)
+        logger.info("  %-28s %.3f s   test accuracy %.2f%%", name, medians[name], 100 * accuracy)
+    classic_s, service_s = medians["classic loop"], medians["service"]
+    logger.info("speed-up, service vs classic loop: %.1fx", classic_s / service_s)
+    if shim is not None:
+        logger.info(
+            "  same MKL kernels on both sides: %.1fx (AVX-512) and %.1fx (AVX2)",
+            medians["classic loop + AVX-512 MKL"] / service_s,
+            classic_s / medians["service, AVX2 MKL"],
+        )
+    accuracy_gap = abs(
+        statistics.median(r.accuracy for r in runs["classic loop"])
+        - statistics.median(r.accuracy for r in runs["service"])
     )
+    logger.info("test accuracy difference after the same steps: %.2f points", 100 * accuracy_gap)
 
 
 def _list(values: list[float]) -> str:

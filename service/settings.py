@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     train_threads: int | None = Field(
         None, ge=1, le=256, description="torch threads per worker; default: free cores shared."
     )
+    mkl_amd_avx512: bool = Field(
+        True,
+        description="On AMD CPUs with AVX-512, let MKL in the workers use its AVX-512 kernels "
+        "(workers/mkl_dispatch.py); false keeps MKL's AVX2 choice.",
+    )
     predict_threads: int = Field(1, ge=1, le=256, description="torch threads per HTTP process.")
     max_upload_bytes: int = Field(5_000_000, ge=1, description="Largest accepted upload.")
     max_image_pixels: int = Field(20_000_000, ge=1, description="Largest decoded image.")

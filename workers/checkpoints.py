@@ -80,7 +80,13 @@ def load_checkpoint(path: Path, device: torch.device, sha256: str | None) -> dic
 def restore_state(state: TrainState, payload: dict[str, Any]) -> None:
     """Put a checkpoint's weights, optimizer, epoch and RNGs back into ``state``."""
     state.module.load_state_dict(payload["model"])
+    # load_state_dict copies every group setting, "fused" included; keep this process's
+    # choice so a job resumed on another device type never asks for a kernel it lacks.
+    fused = [group.get("fused") for group in state.optimizer.param_groups]
     state.optimizer.load_state_dict(payload["optimizer"])
+    for group, choice in zip(state.optimizer.param_groups, fused, strict=True):
+        if "fused" in group:
+            group["fused"] = choice
     state.epoch = int(payload["epoch"])
     if state.scheduler is not None and "scheduler" in payload:
         state.scheduler.load_state_dict(payload["scheduler"])

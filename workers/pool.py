@@ -28,6 +28,7 @@ from service.jobs import (
 )
 from service.settings import Settings
 from workers.devices import worker_devices
+from workers.mkl_dispatch import preloaded, shim_for_this_host
 from workers.worker import run_worker
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,9 @@ class WorkerPool:
         devices = worker_devices(size if size is not None else settings.workers)
         self.slots = [_Slot(device) for device in devices]
         self.threads = settings.train_threads or default_threads(len(self.slots))
+        self.mkl_shim = shim_for_this_host(settings.mkl_amd_avx512)
+        if self.mkl_shim is not None:
+            logger.info("workers get MKL's AVX-512 kernels on this AMD CPU (%s)", self.mkl_shim)
         self.host = socket.gethostname()
         self.stop_event = _CONTEXT.Event()
         self._monitor_stop = threading.Event()
@@ -84,7 +88,8 @@ class WorkerPool:
             name=f"torchkiln-worker-{index}",
             daemon=False,
         )
-        slot.process.start()
+        with preloaded(self.mkl_shim):
+            slot.process.start()
         logger.info("started worker %s (pid %s) on %s", index, slot.process.pid, slot.device)
 
     def _watch(self) -> None:

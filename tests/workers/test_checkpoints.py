@@ -14,6 +14,7 @@ from workers.checkpoints import (
     checkpoint_payload,
     job_dir,
     load_checkpoint,
+    restore_state,
     save_checkpoint,
 )
 from workers.training import new_state
@@ -56,3 +57,24 @@ def test_job_dir_is_built_from_the_integer_id_only(tmp_path: Path) -> None:
     assert job_dir(tmp_path, 12) == tmp_path / "jobs" / "12"
     with pytest.raises(ValueError):
         job_dir(tmp_path, "../../etc")  # type: ignore[arg-type]
+
+
+def test_resumed_optimizers_keep_this_processes_fused_choice() -> None:
+    """A state saved without fused kernels (an older checkpoint, or another device type)
+    resumes with the kernels this process chose, and with the saved momentum."""
+    spec = REGISTRY["linear"]
+    options = spec.parse_options({"optimizer": "sgd", "momentum": 0.9})
+    saved = new_state(spec, options, torch.device("cpu"))
+    saved.optimizer = torch.optim.SGD(saved.module.parameters(), lr=0.1, momentum=0.9)
+    saved.module(torch.ones(4, 1)).sum().backward()
+    saved.optimizer.step()
+    payload = checkpoint_payload(saved, "linear")
+    assert payload["optimizer"]["param_groups"][0]["fused"] is None
+
+    resumed = new_state(spec, options, torch.device("cpu"))
+    assert resumed.optimizer.param_groups[0]["fused"] is True
+    restore_state(resumed, payload)
+    assert resumed.optimizer.param_groups[0]["fused"] is True
+    buffers = [resumed.optimizer.state[p]["momentum_buffer"] for p in resumed.module.parameters()]
+    expected = [saved.optimizer.state[p]["momentum_buffer"] for p in saved.module.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(buffers, expected, strict=True))

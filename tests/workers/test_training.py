@@ -76,3 +76,35 @@ def test_trained_answers() -> None:
     state, _ = run("logistic_hours", {})
     p1, p4 = torch.sigmoid(state.module(torch.tensor([[1.0], [4.0]]))).squeeze(1).tolist()
     assert p1 < 0.5 < p4
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "fused"),
+    [("sgd", True), ("adam", True), ("adagrad", True), ("rmsprop", None), ("lbfgs", None)],
+)
+def test_cpu_optimizers_use_fused_kernels_where_torch_has_them(
+    optimizer: str, fused: bool | None
+) -> None:
+    spec = REGISTRY["mnist_mlp"]
+    state = new_state(spec, spec.parse_options({"optimizer": optimizer}), torch.device("cpu"))
+    assert state.optimizer.param_groups[0].get("fused") is fused
+
+
+def test_the_shuffle_buffer_is_reused_and_holds_each_epochs_permutation() -> None:
+    spec = REGISTRY["logistic_hours"]
+    options = spec.parse_options({"batch_size": 2, "epochs": 3, "seed": 5})
+    state = new_state(spec, options, torch.device("cpu"))
+    data = spec.load_data(options, DataRoot(Path("."), False))
+    # The worker's generator is seeded with the job's seed and drives only the shuffling here.
+    orders = torch.Generator().manual_seed(options.seed)
+    seen: list[int] = []
+
+    def record(s: TrainState, metrics: dict[str, float]) -> None:
+        assert s.shuffled is not None
+        order = torch.randperm(len(data.train), generator=orders)
+        assert torch.equal(s.shuffled.x, data.train.x[order])
+        assert torch.equal(s.shuffled.y, data.train.y[order])
+        seen.append(s.shuffled.x.data_ptr())
+
+    fit(spec, options, data, state, on_epoch=record, should_stop=lambda: False)
+    assert len(seen) == 3 and len(set(seen)) == 1, "one buffer for the whole run"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field
 from torch import nn
 
 from models.augment import random_crop_reflect, random_hflip
@@ -16,6 +16,7 @@ from models.datasets import (
     normalise_cifar,
     split_off_validation,
 )
+from models.image_inputs import ImageBatch
 from models.images import ImageLimits, cifar_pixels
 from models.options import ClassificationLoss
 from models.registry import BatchAugment, DataRoot, ModelSpec, TrainingData, register
@@ -38,22 +39,13 @@ class Cifar10Options(ImageOptions):
     loss: ClassificationLoss = "cross_entropy"
 
 
-class Cifar10Inputs(BaseModel):
+class Cifar10Inputs(ImageBatch):
     """Prediction body: {"image": 32 rows of 32 [R, G, B] levels} or {"images": [image, ...]}."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    SHAPE: ClassVar[str] = "32x32x3"
 
     image: Image | None = None
     images: list[Image] | None = Field(None, min_length=1, max_length=MAX_IMAGES)
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Cifar10Inputs:
-        if (self.image is None) == (self.images is None):
-            raise ValueError('send exactly one of "image" (one 32x32x3 array) or "images" (a list)')
-        return self
-
-    def pixels(self) -> list[list[list[list[int]]]]:
-        return [self.image] if self.image is not None else list(self.images or [])
 
 
 def conv_block(channels_in: int, channels_out: int, batch_norm: bool) -> list[nn.Module]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field
 from torch import nn
 
 from models.augment import random_shift
@@ -18,6 +18,7 @@ from models.datasets import (
     normalise_mnist,
     split_off_validation,
 )
+from models.image_inputs import ImageBatch
 from models.images import ImageLimits, mnist_pixels
 from models.options import ClassificationLoss
 from models.registry import BatchAugment, DataRoot, ModelSpec, TrainingData, register
@@ -38,25 +39,16 @@ class MnistOptions(ImageOptions):
     loss: ClassificationLoss = "cross_entropy"
 
 
-class MnistInputs(BaseModel):
+class MnistInputs(ImageBatch):
     """Prediction body: {"image": 28 rows of 28 grey levels} or {"images": [image, ...]}.
 
     Digits are white (255) on black (0), as in MNIST.
     """
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    SHAPE: ClassVar[str] = "28x28"
 
     image: Image | None = None
     images: list[Image] | None = Field(None, min_length=1, max_length=MAX_IMAGES)
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> MnistInputs:
-        if (self.image is None) == (self.images is None):
-            raise ValueError('send exactly one of "image" (one 28x28 array) or "images" (a list)')
-        return self
-
-    def pixels(self) -> list[list[list[int]]]:
-        return [self.image] if self.image is not None else list(self.images or [])
 
 
 def build(options: MnistOptions) -> nn.Module:

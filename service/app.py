@@ -47,6 +47,7 @@ ERROR_STATUS: dict[type[errors.TorchkilnError], int] = {
     errors.DatabaseBusy: 503,
     errors.SweepNotFound: 404,
     errors.NoSweepWinner: 409,
+    errors.SweepNotCancellable: 409,
 }
 
 

@@ -55,5 +55,10 @@ class SweepNotFound(TorchkilnError):
         super().__init__(f"no sweep with id {sweep_id}")
 
 
+class SweepNotCancellable(TorchkilnError):
+    def __init__(self, sweep_id: int, status: str) -> None:
+        super().__init__(f"sweep {sweep_id} is already {status} and cannot be cancelled")
+
+
 class NoSweepWinner(TorchkilnError):
     """A sweep has no succeeded, unpruned trial with a metric value to promote yet."""

@@ -115,7 +115,10 @@ class SweepPublic(BaseModel):
     model: str
     metric: str
     mode: str
-    status: str = Field(description="running until every trial has ended, then finished.")
+    status: str = Field(
+        description="running until every trial has ended, then finished; after POST "
+        "/sweeps/{id}/cancel, cancelling until its running trials stop, then cancelled."
+    )
     created_at: datetime
     trials: int
     finished: int = Field(description="Trials that have ended (succeeded, pruned, failed…).")

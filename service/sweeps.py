@@ -14,8 +14,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
 from service.db import read_session
-from service.errors import InvalidInput, SweepNotFound
-from service.jobs import enqueue_job
+from service.errors import InvalidInput, SweepNotCancellable, SweepNotFound
+from service.jobs import cancel_job, enqueue_job
 from service.metrics import finite_or_none
 from service.states import TERMINAL, JobState
 from service.sweep_schemas import MAX_TRIALS, Choice, Range, SweepCreate
@@ -93,6 +93,11 @@ def list_sweeps(session: Session, *, limit: int, offset: int) -> tuple[list[Swee
     return list(page.all()), count
 
 
+# A sweep is "running" from creation; these are the states it can move to.
+CANCELLING, FINISHED, CANCELLED = "cancelling", "finished", "cancelled"
+SETTLED = frozenset({FINISHED, CANCELLED})
+
+
 @dataclass(frozen=True)
 class Trial:
     job: Job
@@ -151,13 +156,33 @@ def winner(trials: Sequence[Trial]) -> Trial | None:
 
 
 def settle(session: Session, sweep: Sweep, trials: Sequence[Trial]) -> bool:
-    """Mark a sweep finished (with its winner) once every trial ended; True if it changed."""
-    if sweep.status == "finished" or any(t.job.status not in TERMINAL for t in trials):
+    """Once every trial ended, record the winner, and a running sweep as finished (a
+    cancelled one stays cancelled); True if it changed."""
+    if sweep.status in SETTLED or any(t.job.status not in TERMINAL for t in trials):
         return False
     best = winner(trials)
-    sweep.status, sweep.winner_job_id = "finished", best.job.id if best else None
+    sweep.winner_job_id = best.job.id if best else None
+    sweep.status = CANCELLED if sweep.status == CANCELLING else FINISHED
     session.add(sweep)
     return True
+
+
+def cancel_sweep(session: Session, sweep: Sweep) -> list[int]:
+    """Cancel every trial not yet ended: queued ones now, running ones at their next batch.
+
+    The sweep reads "cancelling" until the running trials have stopped, then "cancelled";
+    trials that had already succeeded keep their results, so a winner can still be promoted.
+    """
+    if sweep.status in SETTLED:
+        raise SweepNotCancellable(sweep.id, sweep.status)  # type: ignore[arg-type]
+    pending = session.exec(
+        select(Job.id).where(Job.sweep_id == sweep.id, col(Job.status).not_in(TERMINAL))
+    ).all()
+    for job_id in pending:
+        cancel_job(session, job_id)
+    sweep.status = CANCELLING
+    session.add(sweep)
+    return list(pending)
 
 
 @dataclass(frozen=True)

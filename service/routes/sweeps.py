@@ -1,4 +1,4 @@
-"""Sweep routes: start a search, list sweeps, read a leaderboard, promote the winner."""
+"""Sweep routes: start a search, list sweeps, read a leaderboard, cancel, promote the winner."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ def read_sweep(sweep_id: int, engine: EngineDep) -> SweepBoard:
     with read_session(engine) as session:
         sweep = sweeps.get_sweep(session, sweep_id)
         trials = sweeps.leaderboard(session, sweep)
-    if sweep.status != "finished" and all(t.job.status.is_finalized() for t in trials):
+    if sweep.status not in sweeps.SETTLED and all(t.job.status.is_finalized() for t in trials):
         # Settled lazily, by the first read after the last trial ended.
         with write_session(engine) as session:
             sweep = sweeps.get_sweep(session, sweep_id)
@@ -103,6 +103,22 @@ def read_sweep(sweep_id: int, engine: EngineDep) -> SweepBoard:
     searched = list(sweep.spec.get("space", {}))
     board = [trial_public(rank, t, searched) for rank, t in enumerate(trials, start=1)]
     return SweepBoard(**sweep_public(sweep, trials).model_dump(), leaderboard=board)
+
+
+@router.post(
+    "/{sweep_id}/cancel",
+    response_model=SweepPublic,
+    responses={409: {"description": "The sweep has already ended."}},
+)
+def cancel_sweep(sweep_id: int, engine: EngineDep) -> SweepPublic:
+    """Cancel the trials still queued (now) or running (at their next batch)."""
+    with write_session(engine) as session:
+        sweep = sweeps.get_sweep(session, sweep_id)
+        sweeps.cancel_sweep(session, sweep)
+        trials = sweeps.leaderboard(session, sweep)
+        sweeps.settle(session, sweep, trials)
+        public = sweep_public(sweep, trials)
+    return public
 
 
 @router.post("/{sweep_id}/promote", response_model=SweepPublic)

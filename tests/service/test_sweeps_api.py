@@ -136,3 +136,36 @@ def test_compare_aligns_histories_by_epoch(client: TestClient) -> None:
     assert len(sampled["data"][0]["series"]["val_loss"]) <= 5
     assert client.get("/jobs/compare", params={"ids": "1,x"}).status_code == 422
     assert client.get("/jobs/compare", params={"ids": "9999"}).status_code == 404
+
+
+def test_cancelling_a_sweep_stops_its_trials_and_keeps_what_finished(client: TestClient) -> None:
+    body = {"model": "diabetes", "space": {"seed": [1, 2, 3, 4]}, "metric": "val_accuracy"}
+    sweep_id = client.post("/sweeps", json=body).json()["id"]
+    engine = engine_of(client)
+    done = run_next(engine, [0.5, 0.7], "val_accuracy")
+    running = claim(engine)
+    assert running is not None and running.id is not None
+
+    cancelling = client.post(f"/sweeps/{sweep_id}/cancel")
+    assert cancelling.status_code == 200, cancelling.text
+    assert cancelling.json()["status"] == "cancelling"
+    with read_session(engine) as session:
+        children = {j.id: j for j in session.exec(select(Job).where(Job.sweep_id == sweep_id))}
+    assert children[done].status == "succeeded"
+    assert children[running.id].status == "running" and children[running.id].is_cancel_requested
+    assert sorted(str(j.status) for i, j in children.items() if i not in (done, running.id)) == [
+        "cancelled",
+        "cancelled",
+    ]
+    # Cancelling again while a trial is still stopping changes nothing.
+    assert client.post(f"/sweeps/{sweep_id}/cancel").json()["status"] == "cancelling"
+
+    assert jobs.mark_cancelled(engine, jobs.Lease(running.id, running.attempts))
+    ended = client.get(f"/sweeps/{sweep_id}").json()
+    assert ended["status"] == "cancelled" and ended["winner_job_id"] == done
+    assert ended["finished"] == 4
+    again = client.post(f"/sweeps/{sweep_id}/cancel")
+    assert again.status_code == 409 and "already cancelled" in again.json()["detail"]
+    promoted = client.post(f"/sweeps/{sweep_id}/promote", json={"alias": "champion"})
+    assert promoted.status_code == 200 and promoted.json()["winner_job_id"] == done
+    assert client.post("/sweeps/999/cancel").status_code == 404

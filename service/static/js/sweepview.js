@@ -120,6 +120,6 @@ export class SweepView {
     const board = table(["rank", "job", "params", "status", "epoch", `best ${sweep.metric}`], sweep.leaderboard.map(trialRow));
     board.className = "leaderboard";
     this.body.replaceChildren(summary, board, top.length ? compare : "");
-    if (sweep.status !== "finished") this.timer = setTimeout(() => this.show(sweepId), POLL_MS);
+    if (sweep.status !== "finished" && sweep.status !== "cancelled") this.timer = setTimeout(() => this.show(sweepId), POLL_MS);
   }
 }

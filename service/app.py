@@ -89,7 +89,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(versions.router, dependencies=protected, responses=ERROR_RESPONSES)
     mount_web(app)
     app.add_middleware(
-        BodyLimit, json_limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes
+        BodyLimit,
+        json_limit=settings.max_body_bytes,
+        upload_limit=settings.max_upload_bytes,
+        batch_limit=settings.max_batch_upload_bytes,
     )
     # Outermost, so rejected uploads (413) are timed too.
     app.add_middleware(

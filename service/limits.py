@@ -20,15 +20,21 @@ class BodyTooLarge(Exception):
 
 
 class BodyLimit:
-    """413 for bodies over ``json_limit`` bytes; uploads (multipart, image/*) get
-    ``upload_limit`` (plus the multipart framing)."""
+    """413 for bodies over ``json_limit`` bytes; a raw image/* body gets ``upload_limit``,
+    a multipart batch ``batch_limit`` (never less than one upload), plus its framing.
 
-    def __init__(self, app: ASGIApp, *, json_limit: int, upload_limit: int) -> None:
+    Each file in a batch is held to ``upload_limit`` where it is decoded.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, json_limit: int, upload_limit: int, batch_limit: int | None = None
+    ) -> None:
         self.app, self.json_limit, self.upload_limit = app, json_limit, upload_limit
+        self.batch_limit = max(upload_limit, batch_limit or upload_limit)
 
     def limit_for(self, content_type: str) -> int:
         if content_type.startswith("multipart/form-data"):
-            return self.upload_limit + MULTIPART_OVERHEAD_BYTES
+            return self.batch_limit + MULTIPART_OVERHEAD_BYTES
         if content_type.startswith("image/"):
             return self.upload_limit
         return self.json_limit

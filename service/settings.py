@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     )
     predict_threads: int = Field(1, ge=1, le=256, description="torch threads per HTTP process.")
     max_upload_bytes: int = Field(5_000_000, ge=1, description="Largest accepted upload.")
+    max_batch_upload_bytes: int = Field(
+        25_000_000,
+        ge=1,
+        description="Largest multipart request (a batch of images, each within max_upload_bytes).",
+    )
     max_image_pixels: int = Field(20_000_000, ge=1, description="Largest decoded image.")
     max_body_bytes: int = Field(
         2_000_000, ge=1024, description="Largest JSON request body (uploads: max_upload_bytes)."

@@ -149,6 +149,23 @@ def test_oversized_uploads_are_413(tiny: httpx.Client) -> None:
     assert response.status_code == 413
 
 
+def test_a_batch_may_pass_one_uploads_limit_but_each_file_may_not(tiny: httpx.Client) -> None:
+    noise = np.random.default_rng(0).integers(0, 256, (1450, 1450), dtype=np.uint8)
+    photo = png(noise)  # incompressible: about 2.1 MB, so three pass MAX_UPLOAD_BYTES (5 MB)
+    assert 2_000_000 < len(photo) < 5_000_000
+    files = [("file", (f"{i}.png", photo, "image/png")) for i in range(3)]
+    batch = tiny.post("/predict/mnist", files=files)
+    assert batch.status_code == 200, batch.text
+    assert len(batch.json()["predictions"]) == 3
+    oversized = b"\x89PNG\r\n\x1a\n" + b"\0" * 6_000_000
+    files = [
+        ("file", ("ok.png", photo, "image/png")),
+        ("file", ("big.png", oversized, "image/png")),
+    ]
+    response = tiny.post("/predict/mnist", files=files)
+    assert response.status_code == 413 and "5,000,000-byte limit" in response.json()["detail"]
+
+
 needs_shared = pytest.mark.skipif(
     not (SHARED_DATASETS / "mnist-sample").is_dir(), reason="../shared/datasets is not present"
 )

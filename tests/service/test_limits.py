@@ -26,7 +26,7 @@ async def echo_length(scope: Any, receive: Any, send: Any) -> None:
 
 def call(headers: dict[str, str], chunks: list[bytes]) -> tuple[int, bytes, int]:
     """Run one request through the middleware; returns status, body and chunks read."""
-    app = BodyLimit(echo_length, json_limit=LIMIT, upload_limit=10 * LIMIT)
+    app = BodyLimit(echo_length, json_limit=LIMIT, upload_limit=10 * LIMIT, batch_limit=30 * LIMIT)
     scope = {
         "type": "http",
         "method": "POST",
@@ -65,12 +65,19 @@ def test_bodies_within_the_limit_pass_through() -> None:
     assert call({"content-length": str(LIMIT)}, [b"x" * LIMIT])[:2] == (200, b"1000")
 
 
-def test_uploads_get_the_upload_limit() -> None:
+def test_one_image_gets_the_upload_limit_and_a_batch_the_batch_limit() -> None:
     multipart = {"content-type": "multipart/form-data; boundary=x"}
-    assert call(multipart, [b"x" * 5 * LIMIT])[0] == 200
-    over = 10 * LIMIT + MULTIPART_OVERHEAD_BYTES + 1
+    assert call(multipart, [b"x" * 25 * LIMIT])[0] == 200
+    over = 30 * LIMIT + MULTIPART_OVERHEAD_BYTES + 1
     assert call({**multipart, "content-length": str(over)}, [b""])[0] == 413
     assert call({"content-type": "image/png"}, [b"x" * 5 * LIMIT])[0] == 200
+    image_over = {"content-type": "image/png", "content-length": str(10 * LIMIT + 1)}
+    assert call(image_over, [b""])[0] == 413
+
+
+def test_a_batch_limit_below_one_upload_still_admits_one_upload() -> None:
+    app = BodyLimit(echo_length, json_limit=LIMIT, upload_limit=10 * LIMIT, batch_limit=LIMIT)
+    assert app.limit_for("multipart/form-data; boundary=x") == 10 * LIMIT + MULTIPART_OVERHEAD_BYTES
 
 
 def test_a_malformed_content_length_is_a_400() -> None:

@@ -85,10 +85,9 @@ def train_epoch(
         # cost a seventh of an mnist_mlp epoch on the CPU. The gather writes into the same
         # buffer every epoch: fresh 25 MB each time cost page faults (35,000/s in a VM).
         order = torch.randperm(n, generator=state.generator).to(x.device)
-        if state.shuffled is None or state.shuffled.x.shape != x.shape:
-            state.shuffled = shuffle_buffer(split)
-        x = torch.index_select(x, 0, order, out=state.shuffled.x)
-        y = torch.index_select(y, 0, order, out=state.shuffled.y)
+        buffer = shuffle_buffer(state, split)
+        x = torch.index_select(x, 0, order, out=buffer.x)
+        y = torch.index_select(y, 0, order, out=buffer.y)
     # Accumulate on the device: a .item() per batch would sync the GPU every step.
     total = torch.zeros((), device=x.device)
     for start in range(0, n, batch_size):
@@ -112,10 +111,15 @@ def train_epoch(
     return (total / n).item()
 
 
-def shuffle_buffer(split: Split) -> Split:
-    """Room for a shuffled copy of ``split``; zero-filled so its pages are touched now, at
-    set-up, rather than inside the first epoch."""
-    return Split(torch.zeros_like(split.x), torch.zeros_like(split.y))
+def shuffle_buffer(state: TrainState, split: Split) -> Split:
+    """The job's room for a shuffled copy of ``split``, made on first use.
+
+    Zero-filled, so its pages are touched when it is made: ``fit`` makes it before the
+    first epoch's clock starts.
+    """
+    if state.shuffled is None or state.shuffled.x.shape != split.x.shape:
+        state.shuffled = Split(torch.zeros_like(split.x), torch.zeros_like(split.y))
+    return state.shuffled
 
 
 @torch.no_grad()
@@ -219,7 +223,7 @@ def fit(
     loss_fn = build_loss(options.loss)
     augment = spec.augment(options) if spec.augment is not None else None
     if options.batch_size and options.batch_size < len(data.train):
-        state.shuffled = shuffle_buffer(data.train)
+        shuffle_buffer(state, data.train)
     while state.epoch < options.epochs:
         if should_pause():
             return FitResult(FitOutcome.PAUSED)

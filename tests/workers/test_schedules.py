@@ -6,47 +6,24 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
 from pydantic import ValidationError
 
 from models import REGISTRY
-from models.registry import DataRoot
+from tests.utils.fit_runs import CPU, run_fit
 from workers.checkpoints import checkpoint_payload, load_checkpoint, restore_state, save_checkpoint
 from workers.early_stopping import MetricMissing
-from workers.training import FitOutcome, FitResult, TrainState, fit, new_state, to_device
-
-CPU = torch.device("cpu")
-
-
-def run(
-    name: str, params: dict, *, state: TrainState | None = None, stop_after: int | None = None
-) -> tuple[TrainState, list[dict[str, float]], FitResult]:
-    spec = REGISTRY[name]
-    options = spec.parse_options(params)
-    data = to_device(spec.load_data(options, DataRoot(Path("unused"))), CPU)
-    state = state or new_state(spec, options, CPU)
-    history: list[dict[str, float]] = []
-    result = fit(
-        spec,
-        options,
-        data,
-        state,
-        on_epoch=lambda s, m: history.append({k: v for k, v in m.items() if k != "epoch_seconds"}),
-        should_stop=lambda: False,
-        should_pause=lambda: stop_after is not None and state.epoch >= stop_after,
-    )
-    return state, history, result
+from workers.training import FitOutcome, new_state
 
 
 def test_step_schedule_halves_the_lr_every_step_size_epochs() -> None:
     schedule = {"kind": "step", "step_size": 5, "gamma": 0.5}
-    _, history, _ = run("linear_noisy", {"epochs": 12, "lr": 0.01, "scheduler": schedule})
+    _, history, _ = run_fit("linear_noisy", {"epochs": 12, "lr": 0.01, "scheduler": schedule})
     assert [h["lr"] for h in history] == pytest.approx([0.01] * 5 + [0.005] * 5 + [0.0025] * 2)
 
 
 def test_cosine_schedule_follows_the_cosine_to_eta_min() -> None:
     schedule = {"kind": "cosine", "eta_min": 0.001}
-    _, history, _ = run("linear_noisy", {"epochs": 10, "lr": 0.01, "scheduler": schedule})
+    _, history, _ = run_fit("linear_noisy", {"epochs": 10, "lr": 0.01, "scheduler": schedule})
     expected = [0.001 + 0.009 * (1 + math.cos(math.pi * e / 10)) / 2 for e in range(10)]
     assert [h["lr"] for h in history] == pytest.approx(expected)
 
@@ -54,7 +31,7 @@ def test_cosine_schedule_follows_the_cosine_to_eta_min() -> None:
 def test_plateau_schedule_cuts_the_lr_only_after_the_metric_stalls() -> None:
     schedule = {"kind": "plateau", "metric": "val_loss", "factor": 0.5, "patience": 1}
     params = {"epochs": 60, "lr": 0.5, "momentum": 0.9, "scheduler": schedule}
-    _, history, _ = run("diabetes", params)
+    _, history, _ = run_fit("diabetes", params)
     rates = [h["lr"] for h in history]
     assert rates[0] == 0.5 and min(rates) < 0.5
     assert rates == sorted(rates, reverse=True)
@@ -66,14 +43,14 @@ def test_plateau_schedule_cuts_the_lr_only_after_the_metric_stalls() -> None:
 
 
 def test_no_lr_metric_without_a_schedule() -> None:
-    _, history, _ = run("linear", {"epochs": 3})
+    _, history, _ = run_fit("linear", {"epochs": 3})
     assert "lr" not in history[0]
 
 
 def test_early_stopping_ends_within_patience_plus_one_of_the_best() -> None:
     rule = {"metric": "val_loss", "patience": 4, "min_delta": 0.001}
     params = {"epochs": 500, "lr": 0.5, "momentum": 0.9, "early_stopping": rule}
-    state, history, result = run("diabetes", params)
+    state, history, result = run_fit("diabetes", params)
     losses = [h["val_loss"] for h in history]
     best_epoch = losses.index(min(losses)) + 1
     assert result.outcome == FitOutcome.STOPPED_EARLY
@@ -86,7 +63,7 @@ def test_early_stopping_ends_within_patience_plus_one_of_the_best() -> None:
 
 def test_early_stopping_on_an_accuracy_waits_for_it_to_rise() -> None:
     rule = {"metric": "train_accuracy", "patience": 3}
-    state, history, result = run("clusters2d", {"epochs": 300, "early_stopping": rule})
+    state, history, result = run_fit("clusters2d", {"epochs": 300, "early_stopping": rule})
     accuracies = [h["train_accuracy"] for h in history]
     assert result.outcome == FitOutcome.STOPPED_EARLY
     assert state.epoch - (accuracies.index(max(accuracies)) + 1) == 3
@@ -94,7 +71,7 @@ def test_early_stopping_on_an_accuracy_waits_for_it_to_rise() -> None:
 
 def test_an_unknown_metric_fails_with_the_names_the_model_records() -> None:
     with pytest.raises(MetricMissing, match="'val_los' is not recorded.*train_loss"):
-        run("linear", {"epochs": 5, "early_stopping": {"metric": "val_los", "mode": "min"}})
+        run_fit("linear", {"epochs": 5, "early_stopping": {"metric": "val_los", "mode": "min"}})
 
 
 def test_the_mode_comes_from_the_metric_name_or_must_be_given() -> None:
@@ -125,13 +102,13 @@ def test_resume_with_a_schedule_and_early_stopping_is_exact(tmp_path: Path, sche
         "scheduler": schedule,
         "early_stopping": {"metric": "train_loss", "patience": 50},
     }
-    _, straight, _ = run("clusters2d", params)
-    half, first, paused = run("clusters2d", params, stop_after=13)
+    _, straight, _ = run_fit("clusters2d", params)
+    half, first, paused = run_fit("clusters2d", params, stop_after=13)
     assert paused.outcome == FitOutcome.PAUSED
     saved = save_checkpoint(checkpoint_payload(half, "clusters2d"), tmp_path / "c.pt")
     spec = REGISTRY["clusters2d"]
     resumed = new_state(spec, spec.parse_options(params), CPU)
     restore_state(resumed, load_checkpoint(saved.path, CPU, saved.sha256))
     assert resumed.stopper is not None and resumed.stopper.best_epoch == half.stopper.best_epoch
-    _, second, _ = run("clusters2d", params, state=resumed)
+    _, second, _ = run_fit("clusters2d", params, state=resumed)
     assert first + second == straight

@@ -9,29 +9,15 @@ import torch
 
 from models import REGISTRY
 from models.registry import DataRoot
+from tests.utils.fit_runs import CPU, run_fit
 from workers.checkpoints import checkpoint_payload, load_checkpoint, restore_state, save_checkpoint
-from workers.training import Diverged, TrainState, fit, new_state, to_device
-
-CPU = torch.device("cpu")
+from workers.training import Diverged, TrainState, fit, new_state
 
 
 def run(
     name: str, params: dict, *, state: TrainState | None = None, stop_after: int | None = None
 ) -> tuple[TrainState, list[dict[str, float]]]:
-    spec = REGISTRY[name]
-    options = spec.parse_options(params)
-    data = to_device(spec.load_data(options, DataRoot(Path("unused"))), CPU)
-    state = state or new_state(spec, options, CPU)
-    history: list[dict[str, float]] = []
-    fit(
-        spec,
-        options,
-        data,
-        state,
-        on_epoch=lambda s, m: history.append({k: v for k, v in m.items() if k != "epoch_seconds"}),
-        should_stop=lambda: False,
-        should_pause=lambda: stop_after is not None and state.epoch >= stop_after,
-    )
+    state, history, _ = run_fit(name, params, state=state, stop_after=stop_after)
     return state, history
 
 

@@ -12,10 +12,12 @@ Both train on all 8,000 training digits (val_fraction=0), so an epoch is 125 ste
 accuracy is compared after the same number of steps. Each side runs ``--repeats`` times,
 alternating; the figures are medians over all epochs of all repeats.
 
-On an AMD CPU with AVX-512 the service's workers also get MKL's AVX-512 kernels
-(workers/mkl_dispatch.py). So that the speed-up can be told apart from the kernel choice,
-two more rows run there: the classic loop given the same kernels, and the service without
-them.
+The service trains this network with one hand-fused Linear/ReLU + SGD step
+(workers/mlp_step.py); a third row runs the service with it off (autograd + torch.optim.SGD)
+so its share of the speed-up shows. On an AMD CPU with AVX-512 the service's workers also get
+MKL's AVX-512 kernels (workers/mkl_dispatch.py); so that the speed-up can be told apart from
+the kernel choice, two more rows run there: the classic loop given the same kernels, and the
+service without them.
 
     .venv/bin/python bench/train_speed.py [--epochs 5] [--repeats 3] [--threads 1]
 """
@@ -26,6 +28,7 @@ import argparse
 import json
 import logging
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -100,7 +103,9 @@ def classic_in_child(data: Path, epochs: int, threads: int, preload: Path | None
     return Run(report["seconds"], report["accuracy"])
 
 
-def service(data: Path, epochs: int, threads: int, mkl_amd_avx512: bool) -> Run:
+def service(
+    data: Path, epochs: int, threads: int, *, mkl_amd_avx512: bool = True, fused: bool = True
+) -> Run:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         settings = Settings(
@@ -109,6 +114,7 @@ def service(data: Path, epochs: int, threads: int, mkl_amd_avx512: bool) -> Run:
             data_dir=data,
             train_threads=threads,
             mkl_amd_avx512=mkl_amd_avx512,
+            fused_mlp_step=fused,
         )
         server = LiveServer(settings, root / "server.log", workers=1)
         server.start()
@@ -145,17 +151,23 @@ def main() -> None:
         return
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logger.info("CPU: %s; torch %s", _cpu_name(), torch.__version__)
 
     shim = shim_for_this_host(enabled=True)
     sides = {
         "classic loop": lambda: classic_in_child(args.data, args.epochs, args.threads, None),
-        "service": lambda: service(args.data, args.epochs, args.threads, True),
+        "service": lambda: service(args.data, args.epochs, args.threads),
+        "service, autograd step": lambda: service(
+            args.data, args.epochs, args.threads, fused=False
+        ),
     }
     if shim is not None:
         sides["classic loop + AVX-512 MKL"] = lambda: classic_in_child(
             args.data, args.epochs, args.threads, shim
         )
-        sides["service, AVX2 MKL"] = lambda: service(args.data, args.epochs, args.threads, False)
+        sides["service, AVX2 MKL"] = lambda: service(
+            args.data, args.epochs, args.threads, mkl_amd_avx512=False
+        )
     runs: dict[str, list[Run]] = {name: [] for name in sides}
     for repeat in range(args.repeats):
         for name, side in sides.items():
@@ -177,6 +189,10 @@ def main() -> None:
         logger.info("  %-28s %.3f s   test accuracy %.2f%%", name, medians[name], 100 * accuracy)
     classic_s, service_s = medians["classic loop"], medians["service"]
     logger.info("speed-up, service vs classic loop: %.1fx", classic_s / service_s)
+    logger.info(
+        "  the fused Linear/ReLU+SGD step alone: %.2fx (service with autograd + optimizer)",
+        medians["service, autograd step"] / service_s,
+    )
     if shim is not None:
         logger.info(
             "  same MKL kernels on both sides: %.1fx (AVX-512) and %.1fx (AVX2)",
@@ -188,6 +204,25 @@ def main() -> None:
         - statistics.median(r.accuracy for r in runs["service"])
     )
     logger.info("test accuracy difference after the same steps: %.2f points", 100 * accuracy_gap)
+
+
+def _cpu_name() -> str:
+    """The model name and vector width this machine reports: figures differ by CPU."""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown"
+    name = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in cpuinfo.splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown",
+    )
+    return (
+        f"{name}, {'AVX-512' if ' avx512f' in cpuinfo else 'AVX2 at most'}, {os.cpu_count()} cores"
+    )
 
 
 def _list(values: list[float]) -> str:

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
         description="On AMD CPUs with AVX-512, let MKL in the workers use its AVX-512 kernels "
         "(workers/mkl_dispatch.py); false keeps MKL's AVX2 choice.",
     )
+    fused_mlp_step: bool = Field(
+        True,
+        description="Train plain Linear/ReLU networks under SGD with one hand-fused step "
+        "(workers/mlp_step.py, same update) instead of autograd + optimizer.",
+    )
     predict_threads: int = Field(1, ge=1, le=256, description="torch threads per HTTP process.")
     max_upload_bytes: int = Field(5_000_000, ge=1, description="Largest accepted upload.")
     max_batch_upload_bytes: int = Field(

@@ -21,6 +21,7 @@ from models.options import (
 )
 from models.registry import BatchAugment, ModelSpec, Split, TrainingData
 from workers.early_stopping import EarlyStopper, metric_value
+from workers.mlp_step import mlp_sgd_step
 
 EVAL_BATCH = 4096
 
@@ -73,8 +74,12 @@ def train_epoch(
     options: TrainOptions,
     augment: BatchAugment | None,
     should_stop: Callable[[], bool],
+    fused_steps: bool = True,
 ) -> float | None:
-    """One pass over ``split``; the mean training loss, or None if stopped between batches."""
+    """One pass over ``split``; the mean training loss, or None if stopped between batches.
+
+    With ``fused_steps``, networks that ``mlp_sgd_step`` covers skip autograd (same update).
+    """
     module, optimizer = state.module, state.optimizer
     module.train()
     n = len(split)
@@ -88,6 +93,11 @@ def train_epoch(
         buffer = shuffle_buffer(state, split)
         x = torch.index_select(x, 0, order, out=buffer.x)
         y = torch.index_select(y, 0, order, out=buffer.y)
+    step = (
+        mlp_sgd_step(module, optimizer, loss_fn, options.grad_clip_norm, x, batch_size)
+        if fused_steps
+        else None
+    )
     # Accumulate on the device: a .item() per batch would sync the GPU every step.
     total = torch.zeros((), device=x.device)
     for start in range(0, n, batch_size):
@@ -96,19 +106,30 @@ def train_epoch(
         xb, yb = x[start : start + batch_size], y[start : start + batch_size]
         if augment is not None:
             xb = augment(xb, state.generator)
-
-        def closure(xb: torch.Tensor = xb, yb: torch.Tensor = yb) -> torch.Tensor:
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(module(xb), yb)
-            loss.backward()
-            if options.grad_clip_norm is not None:
-                nn.utils.clip_grad_norm_(module.parameters(), options.grad_clip_norm)
-            return loss
-
-        # step(closure) suits every optimizer; LBFGS needs it, the rest call it once.
-        loss = optimizer.step(closure)
+        if step is not None:
+            loss = step(xb, yb)
+        else:
+            loss = autograd_step(state, loss_fn, options, xb, yb)
         total += loss.detach() * xb.shape[0]
     return (total / n).item()
+
+
+def autograd_step(
+    state: TrainState, loss_fn: nn.Module, options: TrainOptions, xb: torch.Tensor, yb: torch.Tensor
+) -> torch.Tensor:
+    """One batch the general way: autograd's backward, then the optimizer; the loss."""
+    module, optimizer = state.module, state.optimizer
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(module(xb), yb)
+        loss.backward()
+        if options.grad_clip_norm is not None:
+            nn.utils.clip_grad_norm_(module.parameters(), options.grad_clip_norm)
+        return loss
+
+    # step(closure) suits every optimizer; LBFGS needs it, the rest call it once.
+    return optimizer.step(closure)
 
 
 def shuffle_buffer(state: TrainState, split: Split) -> Split:
@@ -210,6 +231,7 @@ def fit(
     should_stop: Callable[[], bool],
     should_pause: Callable[[], bool] = lambda: False,
     should_end: Callable[[TrainState, dict[str, float]], str | None] | None = None,
+    fused_steps: bool = True,
 ) -> FitResult:
     """Train from ``state.epoch`` to ``options.epochs``, or until a stop rule fires.
 
@@ -219,6 +241,7 @@ def fit(
     only after the metrics were handed over, so the history shows the ``null``.
     Early stopping (an option) and ``should_end`` (a caller's rule, e.g. a sweep's halving,
     read after ``on_epoch`` recorded the epoch) end the run early with a reason.
+    ``fused_steps`` lets plain Linear/ReLU networks under SGD skip autograd (workers/mlp_step).
     """
     loss_fn = build_loss(options.loss)
     augment = spec.augment(options) if spec.augment is not None else None
@@ -229,7 +252,9 @@ def fit(
             return FitResult(FitOutcome.PAUSED)
         lr = state.optimizer.param_groups[0]["lr"]
         started = time.perf_counter()
-        train_loss = train_epoch(state, data.train, loss_fn, options, augment, should_stop)
+        train_loss = train_epoch(
+            state, data.train, loss_fn, options, augment, should_stop, fused_steps
+        )
         if train_loss is None:
             return FitResult(FitOutcome.CANCELLED)
         seconds = time.perf_counter() - started

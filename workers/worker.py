@@ -209,6 +209,7 @@ class Worker:
                 should_stop=heart.should_stop,
                 should_pause=self.stop.is_set,
                 should_end=at_rung,
+                fused_steps=self.settings.fused_mlp_step,
             )
         finally:
             recorder.flush()

@@ -58,7 +58,9 @@ def write_cifar_batch(path: Path, images: np.ndarray, labels: np.ndarray) -> Pat
     return path
 
 
-def train(spec: ModelSpec, options: TrainOptions, data: TrainingData) -> list[dict[str, float]]:
+def train(
+    spec: ModelSpec, options: TrainOptions, data: TrainingData, *, fused_steps: bool = True
+) -> list[dict[str, float]]:
     """Run ``fit`` on CPU and return every epoch's metrics."""
     history: list[dict[str, float]] = []
     state = new_state(spec, options, torch.device("cpu"))
@@ -66,6 +68,14 @@ def train(spec: ModelSpec, options: TrainOptions, data: TrainingData) -> list[di
     def on_epoch(state: TrainState, metrics: dict[str, float]) -> None:
         history.append(metrics)
 
-    result = fit(spec, options, data, state, on_epoch=on_epoch, should_stop=lambda: False)
+    result = fit(
+        spec,
+        options,
+        data,
+        state,
+        on_epoch=on_epoch,
+        should_stop=lambda: False,
+        fused_steps=fused_steps,
+    )
     assert result.outcome == FitOutcome.COMPLETED
     return history

@@ -129,6 +129,23 @@ def test_training_lowers_the_loss(mnist_root: DataRoot) -> None:
     assert {"val_accuracy", "test_accuracy", "epoch_seconds"} <= history[-1].keys()
 
 
+def test_seed_recipe_trains_the_same_with_and_without_the_fused_step(
+    mnist_root: DataRoot,
+) -> None:
+    """The fast path (workers/mlp_step.py) is an implementation detail, not another recipe."""
+    options = MnistOptions(
+        epochs=3, batch_size=16, augment=True, lr=0.1, momentum=0.9, weight_decay=1e-3
+    )
+    data = SPEC.load_data(options, mnist_root)
+    fused = train(SPEC, options, data)
+    autograd = train(SPEC, options, data, fused_steps=False)
+    for left, right in zip(fused, autograd, strict=True):
+        assert left.keys() == right.keys()
+        for key in left.keys() - {"epoch_seconds"}:
+            assert left[key] == pytest.approx(right[key], rel=1e-5, abs=1e-7), key
+    assert fused[-1]["train_loss"] < fused[0]["train_loss"]
+
+
 def test_decode_upload_gives_one_normalised_sample() -> None:
     image = Image.new("L", (60, 90), 255)
     image.paste(0, (20, 20, 40, 70))

@@ -31,6 +31,7 @@ from service.routes.web import mount_web
 from service.schemas import ERROR_RESPONSES
 from service.settings import Settings
 from service.telemetry import PredictTimer, make_telemetry
+from service.warmup import warm_up
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Predictions are tiny batches: extra intra-op threads only add hand-off latency
         # and compete with the other HTTP processes for cores.
         torch.set_num_threads(settings.predict_threads)
+        await warm_up(app, app.state.model_cache)
         try:
             yield
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -24,6 +25,8 @@ from service.errors import InvalidInput, JobNotFound, NoCheckpoint
 from service.states import TERMINAL
 from service.tables import Checkpoint, Job
 from workers.checkpoints import load_checkpoint, marker_job_id, marker_stamp
+
+logger = logging.getLogger(__name__)
 
 # Even with an unchanged marker (say, a host that does not share the artifacts folder),
 # the newest-job answer is looked up again this often.
@@ -146,10 +149,40 @@ class ModelCache:
         loaded = self._load(source)
         with self._lock:
             self.misses += 1
-            self._modules[key] = loaded
-            while len(self._modules) > self.capacity:
-                self._modules.popitem(last=False)
+            self._keep(key, loaded)
         return loaded
+
+    def _keep(self, key: tuple[int, str], loaded: LoadedModel) -> None:
+        self._modules[key] = loaded
+        while len(self._modules) > self.capacity:
+            self._modules.popitem(last=False)
+
+    def warm(self, model_names: Sequence[str]) -> list[int]:
+        """Load each named model's serving network ahead of its first prediction.
+
+        Up to ``capacity`` networks; the job ids loaded. A model with nothing trained is
+        skipped, and so is one whose checkpoint fails to load: start-up goes on, and that
+        model's first prediction reports the problem. Not counted as cache hits or misses,
+        which count predictions.
+        """
+        loaded_ids: list[int] = []
+        for name in model_names:
+            if len(loaded_ids) >= self.capacity:
+                break
+            try:
+                source = self.resolve([name], None)
+                assert source.checkpoint.id is not None
+                key = (source.checkpoint.id, source.checkpoint.sha256)
+                if key not in self._modules:
+                    loaded = self._load(source)
+                    with self._lock:
+                        self._keep(key, loaded)
+                loaded_ids.append(source.job.id)  # type: ignore[arg-type]
+            except NoCheckpoint:
+                continue
+            except Exception:  # one unreadable checkpoint must not stop the server
+                logger.warning("could not preload %s", name, exc_info=True)
+        return loaded_ids
 
     def _load(self, source: Source) -> LoadedModel:
         spec = REGISTRY[source.job.model]

@@ -136,26 +136,25 @@ class ModelCache:
         announced = [marker_job_id(self.artifacts_dir, name) for name in model_names]
         return source.job.id in announced or not any(announced)
 
-    def get(self, source: Source) -> LoadedModel:
+    def get(self, source: Source, *, count: bool = True) -> LoadedModel:
+        """The network for ``source``, loaded on first use; ``count``: a prediction's use,
+        added to the hit/miss counts."""
         assert source.checkpoint.id is not None
         key = (source.checkpoint.id, source.checkpoint.sha256)
         with self._lock:
             loaded = self._modules.get(key)
             if loaded is not None:
                 self._modules.move_to_end(key)
-                self.hits += 1
+                self.hits += count
                 return loaded
         # Load outside the lock: a slow disk read must not stall cached models' requests.
         loaded = self._load(source)
         with self._lock:
-            self.misses += 1
-            self._keep(key, loaded)
+            self.misses += count
+            self._modules[key] = loaded
+            while len(self._modules) > self.capacity:
+                self._modules.popitem(last=False)
         return loaded
-
-    def _keep(self, key: tuple[int, str], loaded: LoadedModel) -> None:
-        self._modules[key] = loaded
-        while len(self._modules) > self.capacity:
-            self._modules.popitem(last=False)
 
     def warm(self, model_names: Sequence[str]) -> list[int]:
         """Load each named model's serving network ahead of its first prediction.
@@ -170,14 +169,7 @@ class ModelCache:
             if len(loaded_ids) >= self.capacity:
                 break
             try:
-                source = self.resolve([name], None)
-                assert source.checkpoint.id is not None
-                key = (source.checkpoint.id, source.checkpoint.sha256)
-                if key not in self._modules:
-                    loaded = self._load(source)
-                    with self._lock:
-                        self._keep(key, loaded)
-                loaded_ids.append(source.job.id)  # type: ignore[arg-type]
+                loaded_ids.append(self.get(self.resolve([name], None), count=False).job_id)
             except NoCheckpoint:
                 continue
             except Exception:  # one unreadable checkpoint must not stop the server

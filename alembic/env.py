@@ -1,11 +1,11 @@
 """Alembic environment: torchkiln's tables, on the connection the app hands over."""
 
+import torchkiln.service.store.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 from sqlmodel import SQLModel
+from torchkiln.service.store.db import make_engine
+from torchkiln.service.store.settings import Settings
 
-import service.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 from alembic import context
-from service.db import make_engine
-from service.settings import Settings
 
 target_metadata = SQLModel.metadata
 

@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from models.cifar10_cnn import SPEC
-from models.registry import DataRoot
-from workers.training import TrainState, fit, new_state, to_device
+from torchkiln.models.cifar10_cnn import SPEC
+from torchkiln.models.common.registry import DataRoot
+from torchkiln.workers.training import TrainState, fit, new_state, to_device
 
 logger = logging.getLogger("bench.cifar_recipes")
 

@@ -26,9 +26,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from service import artifacts, jobs  # noqa: E402
-from service.db import make_engine, write_session  # noqa: E402
-from service.settings import Settings  # noqa: E402
+from torchkiln.service.store import jobs, progress  # noqa: E402
+from torchkiln.service.store.db import make_engine, write_session  # noqa: E402
+from torchkiln.service.store.settings import Settings  # noqa: E402
+
 from tests.utils.live_server import LiveServer  # noqa: E402
 
 logger = logging.getLogger("bench.metrics_history")
@@ -51,7 +52,7 @@ def seed_history(settings: Settings, points: int) -> int:
     assert claimed is not None and claimed.id == job.id
     lease = jobs.Lease(job.id, claimed.attempts)  # type: ignore[arg-type]
     epochs = [(e, {"train_loss": 1 / e, "w": math.sin(e)}) for e in range(1, points // 2 + 1)]
-    artifacts.record_epochs(engine, lease, epochs)
+    progress.record_epochs(engine, lease, epochs)
     engine.dispose()
     return job.id  # type: ignore[return-value]
 

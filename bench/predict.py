@@ -33,13 +33,16 @@ from PIL import Image
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from models import REGISTRY  # noqa: E402
-from service import artifacts, jobs  # noqa: E402
-from service.db import make_engine, upgrade_database, write_session  # noqa: E402
-from service.settings import Settings  # noqa: E402
+from torchkiln.models import REGISTRY  # noqa: E402
+from torchkiln.service.store import jobs, progress  # noqa: E402
+from torchkiln.service.store.cache_markers import announce_success  # noqa: E402
+from torchkiln.service.store.checkpoint_files import save_checkpoint  # noqa: E402
+from torchkiln.service.store.db import make_engine, upgrade_database, write_session  # noqa: E402
+from torchkiln.service.store.settings import Settings  # noqa: E402
+from torchkiln.workers.checkpoint_payload import checkpoint_payload  # noqa: E402
+from torchkiln.workers.training import new_state  # noqa: E402
+
 from tests.utils.live_server import LiveServer  # noqa: E402
-from workers.checkpoints import announce_success, checkpoint_payload, save_checkpoint  # noqa: E402
-from workers.training import new_state  # noqa: E402
 
 ANCHOR = REPO_ROOT.parent / "shared" / "anchors" / "torchserve" / "run.sh"
 BOUNDARY = "torchkilnbenchboundary"
@@ -88,14 +91,14 @@ def seed_mlp_job(settings: Settings) -> int:
     saved = save_checkpoint(
         checkpoint_payload(state, "mnist_mlp"), settings.artifacts_dir / relative
     )
-    record = artifacts.CheckpointFile(
+    record = progress.CheckpointFile(
         epoch=1,
         path=relative.as_posix(),
         sha256=saved.sha256,
         size_bytes=saved.size_bytes,
         is_final=True,
     )
-    artifacts.record_checkpoint(engine, lease, record, keep=1)
+    progress.record_checkpoint(engine, lease, record, keep=1)
     announce_success(settings.artifacts_dir, "mnist_mlp", claimed.id)
     jobs.finish_job(engine, lease)
     engine.dispose()

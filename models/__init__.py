@@ -1,6 +1,6 @@
 """The torchkiln model catalogue. Importing the package registers every model module in it."""
 
-from models.registry import REGISTRY, ModelSpec, load_catalogue
+from torchkiln.models.common.registry import REGISTRY, ModelSpec, load_catalogue
 
 load_catalogue()
 

@@ -7,20 +7,25 @@ from typing import Annotated, ClassVar
 import torch
 from pydantic import Field
 from torch import nn
-
-from models.augment import random_crop_reflect, random_hflip
-from models.datasets import (
+from torchkiln.models.common.augment import random_crop_reflect, random_hflip
+from torchkiln.models.common.datasets import (
     CIFAR_CLASSES,
     ImageOptions,
     load_cifar,
     normalise_cifar,
     split_off_validation,
 )
-from models.image_inputs import ImageBatch
-from models.images import ImageLimits, cifar_pixels
-from models.options import ClassificationLoss
-from models.registry import BatchAugment, DataRoot, ModelSpec, TrainingData, register
-from models.top_k import top_k_predictions
+from torchkiln.models.common.image_inputs import ImageBatch
+from torchkiln.models.common.images import ImageLimits, cifar_pixels
+from torchkiln.models.common.options import ClassificationLoss
+from torchkiln.models.common.registry import (
+    BatchAugment,
+    DataRoot,
+    ModelSpec,
+    TrainingData,
+    register,
+)
+from torchkiln.models.common.top_k import top_k_predictions
 
 SIDE = 32
 MAX_IMAGES = 64

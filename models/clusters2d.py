@@ -7,10 +7,9 @@ from typing import Annotated
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
-
-from models.options import BinaryLoss, TrainOptions
-from models.registry import DataRoot, ModelSpec, Split, TrainingData, register
-from models.small_data import MAX_INLINE_POINTS, FiniteFloat
+from torchkiln.models.common.options import BinaryLoss, TrainOptions
+from torchkiln.models.common.registry import DataRoot, ModelSpec, Split, TrainingData, register
+from torchkiln.models.common.small_data import MAX_INLINE_POINTS, FiniteFloat
 
 POINTS_PER_CLOUD = 100
 DATA_SEED = 4321

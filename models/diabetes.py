@@ -11,10 +11,9 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
-
-from models.datasets import DatasetOptions, split_off_validation
-from models.options import BinaryLoss
-from models.registry import DataRoot, ModelSpec, Split, TrainingData, register
+from torchkiln.models.common.datasets import DatasetOptions, split_off_validation
+from torchkiln.models.common.options import BinaryLoss
+from torchkiln.models.common.registry import DataRoot, ModelSpec, Split, TrainingData, register
 
 N_FEATURES = 8
 MAX_ROWS = 10_000
@@ -56,7 +55,7 @@ def build(options: DiabetesOptions) -> nn.Module:
 @lru_cache(maxsize=1)
 def diabetes_table() -> Split:
     """The shipped table: (758, 8) float32 features in [-1, 1] and (758, 1) float 0/1 labels."""
-    resource = importlib.resources.files("models") / "data" / "diabetes.csv.gz"
+    resource = importlib.resources.files("torchkiln.models") / "data" / "diabetes.csv.gz"
     with resource.open("rb") as raw, gzip.open(raw, "rt") as text:
         table = np.loadtxt(text, delimiter=",", dtype=np.float32)
     x, y = torch.from_numpy(table[:, :-1].copy()), torch.from_numpy(table[:, -1:].copy())

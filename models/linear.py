@@ -5,10 +5,9 @@ from __future__ import annotations
 import torch
 from pydantic import Field
 from torch import nn
-
-from models.options import RegressionLoss, TrainOptions
-from models.registry import DataRoot, ModelSpec, TrainingData, register
-from models.small_data import XInputs, XYData, column, column_split
+from torchkiln.models.common.options import RegressionLoss, TrainOptions
+from torchkiln.models.common.registry import DataRoot, ModelSpec, TrainingData, register
+from torchkiln.models.common.small_data import XInputs, XYData, column, column_split
 
 DEFAULT_X = [1.0, 2.0, 3.0]
 DEFAULT_Y = [2.0, 4.0, 6.0]

@@ -5,11 +5,10 @@ from __future__ import annotations
 import torch
 from pydantic import Field
 from torch import nn
-
-from models.linear import postprocess, preprocess, report
-from models.options import RegressionLoss, TrainOptions
-from models.registry import DataRoot, ModelSpec, Split, TrainingData, register
-from models.small_data import XInputs, XYData, column_split
+from torchkiln.models.common.options import RegressionLoss, TrainOptions
+from torchkiln.models.common.registry import DataRoot, ModelSpec, Split, TrainingData, register
+from torchkiln.models.common.small_data import XInputs, XYData, column_split
+from torchkiln.models.linear import postprocess, preprocess, report
 
 N_POINTS = 100
 DATA_SEED = 1234

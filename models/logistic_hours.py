@@ -5,11 +5,16 @@ from __future__ import annotations
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
-
-from models.linear import report
-from models.options import BinaryLoss, TrainOptions
-from models.registry import DataRoot, ModelSpec, TrainingData, register
-from models.small_data import MAX_INLINE_POINTS, BinaryXYData, FiniteFloat, column, column_split
+from torchkiln.models.common.options import BinaryLoss, TrainOptions
+from torchkiln.models.common.registry import DataRoot, ModelSpec, TrainingData, register
+from torchkiln.models.common.small_data import (
+    MAX_INLINE_POINTS,
+    BinaryXYData,
+    FiniteFloat,
+    column,
+    column_split,
+)
+from torchkiln.models.linear import report
 
 DEFAULT_HOURS = [1.0, 2.0, 3.0]
 DEFAULT_PASSED = [0.0, 0.0, 1.0]

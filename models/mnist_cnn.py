@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from torch import nn
-
-from models.mnist_mlp import SIDE, MnistOptions, mnist_spec
-from models.registry import register
+from torchkiln.models.common.registry import register
+from torchkiln.models.mnist_mlp import SIDE, MnistOptions, mnist_spec
 
 CHANNELS = (1, 32, 64)
 HIDDEN = 128

@@ -8,9 +8,8 @@ from typing import Annotated, ClassVar
 import torch
 from pydantic import Field
 from torch import nn
-
-from models.augment import random_shift
-from models.datasets import (
+from torchkiln.models.common.augment import random_shift
+from torchkiln.models.common.datasets import (
     MNIST_MEAN,
     MNIST_STD,
     ImageOptions,
@@ -18,11 +17,17 @@ from models.datasets import (
     normalise_mnist,
     split_off_validation,
 )
-from models.image_inputs import ImageBatch
-from models.images import ImageLimits, mnist_pixels
-from models.options import ClassificationLoss
-from models.registry import BatchAugment, DataRoot, ModelSpec, TrainingData, register
-from models.top_k import top_k_predictions
+from torchkiln.models.common.image_inputs import ImageBatch
+from torchkiln.models.common.images import ImageLimits, mnist_pixels
+from torchkiln.models.common.options import ClassificationLoss
+from torchkiln.models.common.registry import (
+    BatchAugment,
+    DataRoot,
+    ModelSpec,
+    TrainingData,
+    register,
+)
+from torchkiln.models.common.top_k import top_k_predictions
 
 SIDE = 28
 MAX_IMAGES = 256

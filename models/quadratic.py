@@ -5,11 +5,10 @@ from __future__ import annotations
 import torch
 from pydantic import Field
 from torch import nn
-
-from models.linear import postprocess
-from models.options import OptimizerName, RegressionLoss, TrainOptions
-from models.registry import DataRoot, ModelSpec, Split, TrainingData, register
-from models.small_data import XInputs, XYData, column
+from torchkiln.models.common.options import OptimizerName, RegressionLoss, TrainOptions
+from torchkiln.models.common.registry import DataRoot, ModelSpec, Split, TrainingData, register
+from torchkiln.models.common.small_data import XInputs, XYData, column
+from torchkiln.models.linear import postprocess
 
 DEFAULT_X = [-2.0, -1.0, 0.0, 1.0, 2.0, 3.0]
 DEFAULT_Y = [(x - 1.0) ** 2 for x in DEFAULT_X]

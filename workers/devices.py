@@ -6,7 +6,6 @@ import re
 
 import torch
 
-DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d{1,2})?)$"
 _CUDA_INDEX = re.compile(r"^cuda:(\d+)$")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from models.schedules import EarlyStopping
+from torchkiln.models.common.schedules import EarlyStopping
 
 
 class MetricMissing(Exception):

@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service.logs import JobIdFilter, JsonFormatter, current_job_id
-from workers.checkpoints import job_dir
-from workers.tensorboard import Board, open_board
+from torchkiln.service.store.checkpoint_files import job_dir
+from torchkiln.service.store.log_records import JobIdFilter, JsonFormatter, current_job_id
+from torchkiln.workers.tensorboard import Board, open_board
 
 logger = logging.getLogger(__name__)
 

@@ -17,19 +17,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Engine
-
-from service import fleet
-from service.db import make_engine
-from service.jobs import (
+from torchkiln.service.store import worker_processes
+from torchkiln.service.store.db import make_engine
+from torchkiln.service.store.jobs import (
     WorkerIdentity,
     expire_leases_of,
     overdue_cancellations,
     requeue_stale_jobs,
 )
-from service.settings import Settings
-from workers.devices import worker_devices
-from workers.mkl_dispatch import preloaded, shim_for_this_host
-from workers.worker import run_worker
+from torchkiln.service.store.settings import Settings
+from torchkiln.workers.devices import worker_devices
+from torchkiln.workers.mkl_dispatch import preloaded, shim_for_this_host
+from torchkiln.workers.worker import run_worker
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +126,7 @@ class WorkerPool:
         if expired:
             requeue_stale_jobs(self._engine)
             logger.warning("jobs %s of dead worker pid %s reclaimed", expired, process.pid)
-        fleet.mark_worker_lost(self._engine, identity)
+        worker_processes.mark_worker_lost(self._engine, identity)
 
     def enforce_cancel_grace(self) -> None:
         """Kill a worker whose job was cancelled ``cancel_grace_s`` ago and still runs."""

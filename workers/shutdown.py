@@ -7,7 +7,7 @@ import signal
 import threading
 from types import FrameType
 
-from workers.pool import WorkerPool
+from torchkiln.workers.pool import WorkerPool
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any, Protocol
 
-from workers.checkpoints import job_dir
+from torchkiln.service.store.checkpoint_files import job_dir
 
 logger = logging.getLogger(__name__)
 

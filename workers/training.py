@@ -11,17 +11,16 @@ from typing import Any
 
 import torch
 from torch import nn
-
-from models.options import (
+from torchkiln.models.common.options import (
     LRSchedule,
     TrainOptions,
     build_loss,
     build_optimizer,
     build_scheduler,
 )
-from models.registry import BatchAugment, ModelSpec, Split, TrainingData
-from workers.early_stopping import EarlyStopper, metric_value
-from workers.mlp_step import mlp_sgd_step
+from torchkiln.models.common.registry import BatchAugment, ModelSpec, Split, TrainingData
+from torchkiln.workers.early_stopping import EarlyStopper, metric_value
+from torchkiln.workers.mlp_step import mlp_sgd_step
 
 EVAL_BATCH = 4096
 

@@ -13,12 +13,13 @@ from typing import Any, Protocol
 
 import torch
 from sqlalchemy.engine import Engine
-
-from models import REGISTRY
-from models.registry import DataRoot, DataUnavailable, ModelSpec
-from service import artifacts, fleet, sweeps
-from service.db import make_engine, read_session
-from service.jobs import (
+from torchkiln.models import REGISTRY
+from torchkiln.models.common.registry import DataRoot, DataUnavailable, ModelSpec
+from torchkiln.service.store import progress, sweeps, worker_processes
+from torchkiln.service.store.cache_markers import announce_success
+from torchkiln.service.store.checkpoint_files import job_dir, load_checkpoint, save_checkpoint
+from torchkiln.service.store.db import make_engine, read_session
+from torchkiln.service.store.jobs import (
     Lease,
     WorkerIdentity,
     claim_next_job,
@@ -29,23 +30,24 @@ from service.jobs import (
     release_job,
     requeue_stale_jobs,
 )
-from service.logs import configure_logging
-from service.settings import Settings
-from service.tables import CheckpointKind, Job
-from workers import job_logs
-from workers.best import BestKeeper
-from workers.checkpoints import (
-    announce_success,
-    checkpoint_payload,
-    job_dir,
-    load_checkpoint,
-    restore_state,
-    save_checkpoint,
+from torchkiln.service.store.log_records import configure_logging
+from torchkiln.service.store.settings import Settings
+from torchkiln.service.store.tables import CheckpointKind, Job
+from torchkiln.workers import job_logs
+from torchkiln.workers.best_keeper import BestKeeper
+from torchkiln.workers.checkpoint_payload import checkpoint_payload, restore_state
+from torchkiln.workers.devices import claimable_requests, resolve_device
+from torchkiln.workers.early_stopping import MetricMissing, metric_value
+from torchkiln.workers.heartbeat import Heart
+from torchkiln.workers.training import (
+    Diverged,
+    FitOutcome,
+    FitResult,
+    TrainState,
+    fit,
+    new_state,
+    to_device,
 )
-from workers.devices import claimable_requests, resolve_device
-from workers.early_stopping import MetricMissing, metric_value
-from workers.heart import Heart
-from workers.training import Diverged, FitOutcome, FitResult, TrainState, fit, new_state, to_device
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ class EpochRecorder:
             self.flush()
 
     def flush(self) -> None:
-        artifacts.record_epochs(self.engine, self.lease, self.pending)
+        progress.record_epochs(self.engine, self.lease, self.pending)
         self.pending, self.flushed_at = [], time.monotonic()
 
 
@@ -99,12 +101,12 @@ class Worker:
         self.best = BestKeeper(watch=None)  # replaced per job in execute_job
 
     def work(self) -> None:
-        self.worker_id = fleet.register_worker(self.engine, self.identity, self.device)
+        self.worker_id = worker_processes.register_worker(self.engine, self.identity, self.device)
         logger.info("worker %s:%s on %s ready", self.identity.host, self.identity.pid, self.device)
         try:
             self.work_loop()
         finally:
-            fleet.sign_off_worker(self.engine, self.worker_id)
+            worker_processes.sign_off_worker(self.engine, self.worker_id)
 
     def work_loop(self) -> None:
         while not self.stop.is_set():
@@ -128,14 +130,14 @@ class Worker:
             self.maintained_at = now
             for job_id in requeue_stale_jobs(self.engine):
                 logger.warning("job %s: lease expired, requeued or failed", job_id)
-            fleet.prune_workers(self.engine)
+            worker_processes.prune_workers(self.engine)
 
     def beat_idle(self) -> None:
         """Tell the worker table this process is alive while it waits for work."""
         now = time.monotonic()
         if self.worker_id is not None and now - self.beaten_at >= self.beat_interval_s:
             self.beaten_at = now
-            fleet.beat_worker(self.engine, self.worker_id, job_id=None)
+            worker_processes.beat_worker(self.engine, self.worker_id, job_id=None)
 
     def perform_job(self, job: Job) -> None:
         assert job.id is not None
@@ -249,7 +251,7 @@ class Worker:
     ) -> TrainState:
         """A fresh network, resumed from this job's checkpoint or started from ``init_from``."""
         state = new_state(spec, options, device)
-        rewind = artifacts.rewind_to_checkpoint(self.engine, lease)
+        rewind = progress.rewind_to_checkpoint(self.engine, lease)
         self.unlink(rewind.stale_paths)
         if rewind.best is not None:
             self.best.epoch, self.best.value = rewind.best.epoch, rewind.best.metric_value
@@ -265,7 +267,7 @@ class Worker:
     def weights_of(self, job_id: int, spec: ModelSpec, device: torch.device) -> dict[str, Any]:
         with read_session(self.engine) as session:
             source = session.get(Job, job_id)
-            checkpoint = artifacts.serving_checkpoint(session, job_id) if source else None
+            checkpoint = progress.serving_checkpoint(session, job_id) if source else None
         if source is None or source.model != spec.name or checkpoint is None:
             raise JobFailure(f"init_from={job_id}: no checkpoint of a {spec.name} job with that id")
         path = self.settings.artifacts_dir / checkpoint.path
@@ -302,7 +304,7 @@ class Worker:
         metric_value: float | None = None,
     ) -> None:
         saved = save_checkpoint(payload, self.settings.artifacts_dir / relative)
-        record = artifacts.CheckpointFile(
+        record = progress.CheckpointFile(
             epoch=int(payload["epoch"]),
             path=relative.as_posix(),
             sha256=saved.sha256,
@@ -312,7 +314,7 @@ class Worker:
             metric_value=metric_value,
         )
         keep = self.best.keep_best if kind == CheckpointKind.BEST else self.best.keep_last
-        self.unlink(artifacts.record_checkpoint(self.engine, lease, record, keep=keep))
+        self.unlink(progress.record_checkpoint(self.engine, lease, record, keep=keep))
 
     def unlink(self, paths: list[str]) -> None:
         for path in paths:

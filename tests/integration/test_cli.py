@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image
+from torchkiln.service.cli.main import app
 from typer.testing import CliRunner
 
-from service.cli import app
 from tests.utils.live_server import LiveServer, wait_for_job
 
 

@@ -12,12 +12,12 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from torchkiln.service.store.db import make_engine, read_session, upgrade_database, write_session
+from torchkiln.service.store.jobs import enqueue_job
+from torchkiln.service.store.settings import Settings
+from torchkiln.service.store.states import TERMINAL, JobState
+from torchkiln.service.store.tables import Job, MetricPoint
 
-from service.db import make_engine, read_session, upgrade_database, write_session
-from service.jobs import enqueue_job
-from service.settings import Settings
-from service.states import TERMINAL, JobState
-from service.tables import Job, MetricPoint
 from tests.conftest import make_settings
 from tests.models.fixtures import synthetic_digits, write_idx
 from tests.utils.databases import postgres_database

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from service.db import make_engine, read_session
-from service.jobs import get_job
-from service.states import JobState
-from service.tables import Job
+from torchkiln.service.store.db import make_engine, read_session
+from torchkiln.service.store.jobs import get_job
+from torchkiln.service.store.states import JobState
+from torchkiln.service.store.tables import Job
+
 from tests.conftest import make_settings
 from tests.utils.live_server import LiveServer, wait_for_job
 

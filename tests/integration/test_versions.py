@@ -10,8 +10,8 @@ import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load
+from torchkiln.models import REGISTRY
 
-from models import REGISTRY
 from tests.utils.live_server import LiveServer, wait_for_job
 
 FEATURES = [

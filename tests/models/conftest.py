@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from torchkiln.models.common.registry import DataRoot
 
-from models.registry import DataRoot
 from tests.models.fixtures import synthetic_cifar, synthetic_digits, write_cifar_batch, write_idx
 
 

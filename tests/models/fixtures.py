@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from models.options import TrainOptions
-from models.registry import ModelSpec, TrainingData
-from workers.training import FitOutcome, TrainState, fit, new_state
+from torchkiln.models.common.options import TrainOptions
+from torchkiln.models.common.registry import ModelSpec, TrainingData
+from torchkiln.workers.training import FitOutcome, TrainState, fit, new_state
 
 SHARED_DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 

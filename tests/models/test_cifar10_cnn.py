@@ -8,10 +8,10 @@ import torch
 from PIL import Image
 from pydantic import ValidationError
 from torch import nn
+from torchkiln.models.cifar10_cnn import SPEC, Cifar10Inputs, Cifar10Options
+from torchkiln.models.common.datasets import CIFAR_CLASSES, CIFAR_MEAN, CIFAR_STD
+from torchkiln.models.common.registry import DataRoot
 
-from models.cifar10_cnn import SPEC, Cifar10Inputs, Cifar10Options
-from models.datasets import CIFAR_CLASSES, CIFAR_MEAN, CIFAR_STD
-from models.registry import DataRoot
 from tests.models.fixtures import synthetic_cifar, train
 
 BLACK = [[[0, 0, 0] for _ in range(32)] for _ in range(32)]

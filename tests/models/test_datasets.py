@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-
-from models.cifar10_cnn import Cifar10Options
-from models.datasets import (
+from torchkiln.models.cifar10_cnn import Cifar10Options
+from torchkiln.models.common.datasets import (
     CIFAR_MEAN,
     CIFAR_STD,
     MNIST_FILES,
@@ -21,7 +20,8 @@ from models.datasets import (
     read_idx,
     split_off_validation,
 )
-from models.registry import DataRoot, DataUnavailable
+from torchkiln.models.common.registry import DataRoot, DataUnavailable
+
 from tests.models.fixtures import synthetic_digits, write_cifar_batch, write_idx
 
 

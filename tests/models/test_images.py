@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import EpsImagePlugin, Image, ImageFile, ImageOps
-
-from models.images import (
+from torchkiln.models.common.images import (
     BlankImage,
     CorruptImage,
     EmptyImage,
@@ -27,6 +26,7 @@ from models.images import (
     mnist_pixels,
     mnist_pixels_from_array,
 )
+
 from tests.models.image_factory import (
     MNIST_TEST_IMAGES,
     encode,

@@ -3,10 +3,10 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from torchkiln.models.common.registry import DataRoot
+from torchkiln.models.mnist_cnn import SPEC
+from torchkiln.models.mnist_mlp import MnistOptions
 
-from models.mnist_cnn import SPEC
-from models.mnist_mlp import MnistOptions
-from models.registry import DataRoot
 from tests.models.fixtures import train
 
 

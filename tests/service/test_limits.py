@@ -6,9 +6,8 @@ import asyncio
 from typing import Any
 
 from fastapi.testclient import TestClient
-
-from service.limits import MULTIPART_OVERHEAD_BYTES, BodyLimit
-from service.settings import Settings
+from torchkiln.service.api.body_limits import MULTIPART_OVERHEAD_BYTES, BodyLimit
+from torchkiln.service.store.settings import Settings
 
 LIMIT = 1000
 
@@ -85,7 +84,7 @@ def test_a_malformed_content_length_is_a_400() -> None:
 
 
 def test_the_app_refuses_an_oversized_job_spec(settings: Settings) -> None:
-    from service.app import create_app
+    from torchkiln.service.api.app import create_app
 
     small = settings.model_copy(update={"max_body_bytes": 4096})
     with TestClient(create_app(small)) as client:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 from fastapi.testclient import TestClient
-
-from service.settings import Settings
-from workers.job_logs import log_path
+from torchkiln.service.store.settings import Settings
+from torchkiln.workers.job_logs import log_path
 
 
 def test_unknown_job_is_404_and_no_file_is_empty(client: TestClient) -> None:

@@ -6,11 +6,11 @@ import math
 import sqlite3
 
 from fastapi.testclient import TestClient
+from torchkiln.service.api.app import create_app
+from torchkiln.service.store import jobs, progress
+from torchkiln.service.store.metric_history import Point, downsample
+from torchkiln.service.store.settings import Settings
 
-from service import artifacts, jobs
-from service.app import create_app
-from service.metrics import Point, downsample
-from service.settings import Settings
 from tests.service.test_store import claim
 
 
@@ -21,7 +21,7 @@ def job_with_history(client: TestClient, epochs: int) -> int:
     assert job is not None
     lease = jobs.Lease(job_id, job.attempts)
     history = [(e, {"train_loss": 1.0 / e, "w": math.sin(e / 50)}) for e in range(1, epochs + 1)]
-    artifacts.record_epochs(engine, lease, history)
+    progress.record_epochs(engine, lease, history)
     return job_id
 
 

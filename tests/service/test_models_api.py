@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-
-from models import REGISTRY
-from service.app import create_app
-from service.settings import Settings
+from torchkiln.models import REGISTRY
+from torchkiln.service.api.app import create_app
+from torchkiln.service.store.settings import Settings
 
 CORE_MODELS = {"linear", "quadratic", "linear_noisy", "logistic_hours", "clusters2d"}
 

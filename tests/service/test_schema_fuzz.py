@@ -13,11 +13,11 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from pydantic import SecretStr
 from schemathesis.config import SchemathesisConfig
+from torchkiln.service.api.app import create_app
+from torchkiln.service.store.db import upgrade_database, write_session
+from torchkiln.service.store.jobs import WorkerIdentity, enqueue_job
+from torchkiln.service.store.worker_processes import register_worker
 
-from service.app import create_app
-from service.db import upgrade_database, write_session
-from service.fleet import register_worker
-from service.jobs import WorkerIdentity, enqueue_job
 from tests.conftest import make_settings
 
 # Per operation; with about twenty operations this keeps the module well under a minute.

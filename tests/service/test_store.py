@@ -9,11 +9,10 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import select
-
-from service import artifacts, jobs
-from service.db import read_session, write_session
-from service.states import JobState
-from service.tables import Job, MetricPoint, utcnow
+from torchkiln.service.store import jobs, progress
+from torchkiln.service.store.db import read_session, write_session
+from torchkiln.service.store.states import JobState
+from torchkiln.service.store.tables import Job, MetricPoint, utcnow
 
 WORKER = jobs.WorkerIdentity(host="test-host", pid=1)
 
@@ -89,7 +88,7 @@ def test_writes_from_a_stale_lease_are_ignored(any_engine: Engine) -> None:
     second = claim(any_engine)
     assert second is not None and second.attempts == 2
     assert not jobs.finish_job(any_engine, stale)
-    assert not artifacts.record_epochs(any_engine, stale, [(1, {"train_loss": 1.0})])
+    assert not progress.record_epochs(any_engine, stale, [(1, {"train_loss": 1.0})])
     assert not jobs.heartbeat(any_engine, stale, lease_s=30).is_owner
     assert jobs.heartbeat(any_engine, jobs.Lease(job_id, 2), lease_s=30).is_owner
     assert jobs.finish_job(any_engine, jobs.Lease(job_id, 2))
@@ -132,10 +131,10 @@ def test_rewind_drops_metrics_past_the_last_checkpoint(any_engine: Engine) -> No
     job = claim(any_engine)
     assert job is not None
     lease = jobs.Lease(job_id, job.attempts)
-    artifacts.record_epochs(any_engine, lease, [(e, {"train_loss": 1.0 / e}) for e in (1, 2, 3)])
-    record = artifacts.CheckpointFile(epoch=2, path="jobs/1/x.pt", sha256="0" * 64, size_bytes=1)
-    artifacts.record_checkpoint(any_engine, lease, record, keep=1)
-    checkpoint = artifacts.rewind_to_checkpoint(any_engine, lease).checkpoint
+    progress.record_epochs(any_engine, lease, [(e, {"train_loss": 1.0 / e}) for e in (1, 2, 3)])
+    record = progress.CheckpointFile(epoch=2, path="jobs/1/x.pt", sha256="0" * 64, size_bytes=1)
+    progress.record_checkpoint(any_engine, lease, record, keep=1)
+    checkpoint = progress.rewind_to_checkpoint(any_engine, lease).checkpoint
     assert checkpoint is not None and checkpoint.epoch == 2
     with read_session(any_engine) as session:
         epochs = session.exec(select(MetricPoint.epoch).where(MetricPoint.job_id == job_id)).all()
@@ -148,7 +147,7 @@ def test_non_finite_metric_values_are_stored_as_null(any_engine: Engine) -> None
     job = claim(any_engine)
     assert job is not None
     lease = jobs.Lease(job_id, job.attempts)
-    artifacts.record_epochs(
+    progress.record_epochs(
         any_engine, lease, [(1, {"train_loss": float("nan"), "w": float("inf")})]
     )
     with read_session(any_engine) as session:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import select
+from torchkiln.service.store import jobs, progress, sweeps
+from torchkiln.service.store.db import read_session
+from torchkiln.service.store.sweep_specs import SweepCreate
+from torchkiln.service.store.tables import Job
 
-from service import artifacts, jobs, sweeps
-from service.db import read_session
-from service.sweep_schemas import SweepCreate
-from service.tables import Job
 from tests.service.test_store import claim
 
 GRID = {"lr": [0.01, 0.03, 0.1], "batch_size": [16, 32]}
@@ -27,7 +27,7 @@ def run_next(
     assert job is not None and job.id is not None
     lease = jobs.Lease(job.id, job.attempts)
     epochs = [(e, {metric: v, "train_loss": v + 1}) for e, v in enumerate(history, start=1)]
-    assert artifacts.record_epochs(engine, lease, epochs)
+    assert progress.record_epochs(engine, lease, epochs)
     assert jobs.finish_job(engine, lease, stop_reason=stop_reason)
     return job.id
 

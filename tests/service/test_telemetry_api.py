@@ -6,11 +6,10 @@ import re
 
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-
-from service import metrics
-from service.app import create_app
-from service.db import write_session
-from service.settings import Settings
+from torchkiln.service.api.app import create_app
+from torchkiln.service.store import metric_history
+from torchkiln.service.store.db import write_session
+from torchkiln.service.store.settings import Settings
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:
@@ -26,7 +25,7 @@ def add_epoch_seconds(client: TestClient, job_id: int, seconds: list[float]) -> 
     engine = client.app.state.engine  # type: ignore[attr-defined]
     with write_session(engine) as session:
         for epoch, value in enumerate(seconds, start=1):
-            metrics.add_points(session, job_id, epoch, {"epoch_seconds": value, "loss": 1.0})
+            metric_history.add_points(session, job_id, epoch, {"epoch_seconds": value, "loss": 1.0})
 
 
 def test_jobs_by_state_and_queue_depth(client: TestClient) -> None:

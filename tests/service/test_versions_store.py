@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy.engine import Engine
+from torchkiln.service.store import aliases, jobs, progress, versions
+from torchkiln.service.store.db import read_session, write_session
+from torchkiln.service.store.errors import InvalidInput, JobInUse
+from torchkiln.service.store.tables import CheckpointKind
 
-from service import aliases, artifacts, jobs, versions
-from service.db import read_session, write_session
-from service.errors import InvalidInput, JobInUse
-from service.tables import CheckpointKind
 from tests.service.test_store import claim, enqueue, status_of
 
 
 def record(engine: Engine, lease: jobs.Lease, epoch: int, kind: CheckpointKind, keep: int) -> list:
     best = kind == CheckpointKind.BEST
-    saved = artifacts.CheckpointFile(
+    saved = progress.CheckpointFile(
         epoch=epoch,
         path=f"jobs/{lease.job_id}/epoch-{epoch:06d}{'.best' if best else ''}.pt",
         sha256="0" * 64,
@@ -22,7 +22,7 @@ def record(engine: Engine, lease: jobs.Lease, epoch: int, kind: CheckpointKind, 
         kind=kind,
         metric_value=1.0 / epoch if best else None,
     )
-    return artifacts.record_checkpoint(engine, lease, saved, keep=keep)
+    return progress.record_checkpoint(engine, lease, saved, keep=keep)
 
 
 def running_lease(engine: Engine) -> jobs.Lease:
@@ -43,8 +43,8 @@ def test_retention_keeps_the_newest_of_each_kind(any_engine: Engine) -> None:
         + [f"jobs/{lease.job_id}/epoch-00000{e}.pt" for e in (1, 2)]
     )
     with read_session(any_engine) as session:
-        serving = artifacts.serving_checkpoint(session, lease.job_id)
-        resume = artifacts.resume_checkpoint(session, lease.job_id)
+        serving = progress.serving_checkpoint(session, lease.job_id)
+        resume = progress.resume_checkpoint(session, lease.job_id)
         sizes = versions.disk_bytes(session, [lease.job_id])
     assert serving is not None and serving.kind == CheckpointKind.BEST and serving.epoch == 4
     assert resume is not None and resume.kind == CheckpointKind.LAST and resume.epoch == 4
@@ -58,7 +58,7 @@ def test_rewind_drops_best_checkpoints_past_the_resume_epoch(any_engine: Engine)
     record(any_engine, lease, 2, CheckpointKind.BEST, keep=3)
     record(any_engine, lease, 2, CheckpointKind.LAST, keep=1)
     record(any_engine, lease, 3, CheckpointKind.BEST, keep=3)
-    rewind = artifacts.rewind_to_checkpoint(any_engine, lease)
+    rewind = progress.rewind_to_checkpoint(any_engine, lease)
     assert rewind.checkpoint is not None and rewind.checkpoint.epoch == 2
     assert rewind.best is not None and rewind.best.epoch == 2
     assert rewind.stale_paths == [f"jobs/{lease.job_id}/epoch-000003.best.pt"]

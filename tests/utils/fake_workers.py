@@ -11,11 +11,10 @@ import time
 from typing import Any
 
 from sqlalchemy.engine import Engine
-
-from service.db import make_engine
-from service.jobs import Lease, WorkerIdentity, claim_next_job, heartbeat
-from service.settings import Settings
-from service.tables import Job
+from torchkiln.service.store.db import make_engine
+from torchkiln.service.store.jobs import Lease, WorkerIdentity, claim_next_job, heartbeat
+from torchkiln.service.store.settings import Settings
+from torchkiln.service.store.tables import Job
 
 
 def _claim(engine: Engine, settings: Settings, stop: Any) -> Job | None:

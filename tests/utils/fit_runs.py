@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-
-from models import REGISTRY
-from models.registry import DataRoot
-from workers.training import FitResult, TrainState, fit, new_state, to_device
+from torchkiln.models import REGISTRY
+from torchkiln.models.common.registry import DataRoot
+from torchkiln.workers.training import FitResult, TrainState, fit, new_state, to_device
 
 CPU = torch.device("cpu")
 

@@ -13,8 +13,7 @@ from typing import Any
 
 import httpx
 from pydantic import SecretStr
-
-from service.settings import Settings
+from torchkiln.service.store.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -40,7 +39,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 class LiveServer:
-    """Starts and stops ``python -m service.cli serve``; restartable on the same database."""
+    """Starts and stops ``torchkiln serve`` as a process; restartable on the same database."""
 
     def __init__(
         self, settings: Settings, log_path: Path, workers: int = 1, processes: int = 1
@@ -52,7 +51,14 @@ class LiveServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 60.0) -> None:
-        command = [sys.executable, "-m", "service.cli", "serve", "--port", str(self.port)]
+        command = [
+            sys.executable,
+            "-m",
+            "torchkiln.service.cli",
+            "serve",
+            "--port",
+            str(self.port),
+        ]
         command += ["--workers", str(self.workers), "--processes", str(self.processes)]
         with self.log_path.open("ab") as log:
             # Its own process group, so a test can SIGKILL the server and its workers at once.

@@ -1,4 +1,4 @@
-"""A real ``torchkiln worker`` process (``python -m service.cli worker``), as on another host."""
+"""A real ``torchkiln worker`` process, as on another host."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from service.settings import Settings
+from torchkiln.service.store.settings import Settings
+
 from tests.utils.live_server import REPO_ROOT, settings_env
 
 
@@ -20,7 +21,14 @@ class WorkerCommand:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        command = [sys.executable, "-m", "service.cli", "worker", "--workers", str(self.workers)]
+        command = [
+            sys.executable,
+            "-m",
+            "torchkiln.service.cli",
+            "worker",
+            "--workers",
+            str(self.workers),
+        ]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 command,

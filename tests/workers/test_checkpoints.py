@@ -7,17 +7,15 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from models import REGISTRY
-from workers.checkpoints import (
+from torchkiln.models import REGISTRY
+from torchkiln.service.store.checkpoint_files import (
     CorruptCheckpoint,
-    checkpoint_payload,
     job_dir,
     load_checkpoint,
-    restore_state,
     save_checkpoint,
 )
-from workers.training import new_state
+from torchkiln.workers.checkpoint_payload import checkpoint_payload, restore_state
+from torchkiln.workers.training import new_state
 
 
 def payload() -> dict:

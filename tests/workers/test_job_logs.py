@@ -8,10 +8,9 @@ import threading
 from pathlib import Path
 
 import pytest
-
-from service.logs import JobIdFilter, JsonFormatter, current_job_id
-from workers import job_logs, tensorboard
-from workers.job_logs import attach, epoch_sinks, log_path
+from torchkiln.service.store.log_records import JobIdFilter, JsonFormatter, current_job_id
+from torchkiln.workers import job_logs, tensorboard
+from torchkiln.workers.job_logs import attach, epoch_sinks, log_path
 
 logger = logging.getLogger("tests.job_logs")
 

@@ -8,13 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
+from torchkiln.service.store.db import make_engine, upgrade_database
+from torchkiln.service.store.settings import Settings
+from torchkiln.workers import mkl_dispatch
+from torchkiln.workers.pool import WorkerPool
 
-from service.db import make_engine, upgrade_database
-from service.settings import Settings
 from tests.conftest import make_settings
 from tests.utils.fake_workers import reporting_worker
-from workers import mkl_dispatch
-from workers.pool import WorkerPool
 
 ZEN5 = (
     "vendor_id\t: AuthenticAMD\n"

@@ -7,11 +7,10 @@ from collections.abc import Callable
 import pytest
 import torch
 from torch import nn
-
-from models import REGISTRY
-from models.options import TrainOptions, build_loss, build_optimizer
-from workers.mlp_step import MlpSgdStep, mlp_sgd_step
-from workers.training import TrainState, autograd_step
+from torchkiln.models import REGISTRY
+from torchkiln.models.common.options import TrainOptions, build_loss, build_optimizer
+from torchkiln.workers.mlp_step import MlpSgdStep, mlp_sgd_step
+from torchkiln.workers.training import TrainState, autograd_step
 
 N, BATCH = 50, 16  # the last batch is short: 16, 16, 16, 2
 

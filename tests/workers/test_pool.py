@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
+from torchkiln.service.store import jobs
+from torchkiln.service.store.db import make_engine, read_session, upgrade_database, write_session
+from torchkiln.service.store.settings import Settings
+from torchkiln.service.store.states import JobState
+from torchkiln.service.store.tables import Job
+from torchkiln.workers.pool import WorkerPool
 
-from service import jobs
-from service.db import make_engine, read_session, upgrade_database, write_session
-from service.settings import Settings
-from service.states import JobState
-from service.tables import Job
 from tests.conftest import make_settings
 from tests.utils.fake_workers import doomed_worker, stubborn_worker
-from workers.pool import WorkerPool
 
 # Long enough that only the pool, never lease expiry, can explain a prompt requeue.
 LONG_LEASE_S = 600.0

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from torchkiln.models import REGISTRY
+from torchkiln.models.common.registry import DataRoot
+from torchkiln.service.store.checkpoint_files import load_checkpoint, save_checkpoint
+from torchkiln.workers.checkpoint_payload import checkpoint_payload, restore_state
+from torchkiln.workers.training import Diverged, TrainState, fit, new_state
 
-from models import REGISTRY
-from models.registry import DataRoot
 from tests.utils.fit_runs import CPU, run_fit
-from workers.checkpoints import checkpoint_payload, load_checkpoint, restore_state, save_checkpoint
-from workers.training import Diverged, TrainState, fit, new_state
 
 
 def run(

@@ -1,0 +1,107 @@
+"""The model catalogue: one ``ModelSpec`` per model module, collected in ``REGISTRY``."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel
+from torch import nn
+from torchkiln.models.common.options import TrainOptions
+
+BatchAugment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+Task = Literal["regression", "binary", "multiclass"]
+
+
+@dataclass(frozen=True)
+class Split:
+    """Inputs and targets of one split, as tensors ready to batch by index."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What ``load_data`` returns: a training split and, where the model has them, val/test."""
+
+    train: Split
+    val: Split | None = None
+    test: Split | None = None
+
+
+@dataclass(frozen=True)
+class DataRoot:
+    """Where data sets live (torchvision layout) and whether they may be downloaded there."""
+
+    path: Path
+    allow_download: bool = False
+
+
+class DataUnavailable(Exception):
+    """The data set's files are missing and cannot be fetched; the message names them."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the service and workers need to know about one model.
+
+    ``build(options)`` returns the network; ``load_data(options, data_root)`` the tensors;
+    ``preprocess(inputs)`` turns a validated ``inputs`` body into a batch tensor and
+    ``postprocess(outputs)`` turns the network's output batch into a JSON-able dict.
+    ``decode_upload(bytes)`` (image models) turns one uploaded file into a one-sample batch.
+    ``augment(x, generator)`` (optional) transforms a training batch on its device.
+    ``report(module)`` (optional) adds per-epoch metrics such as the learned weights.
+    """
+
+    name: str
+    summary: str
+    task: Task
+    options: type[TrainOptions]
+    inputs: type[BaseModel]
+    build: Callable[[Any], nn.Module]
+    load_data: Callable[[Any, DataRoot], TrainingData]
+    preprocess: Callable[[Any], torch.Tensor]
+    postprocess: Callable[[torch.Tensor], dict[str, Any]]
+    decode_upload: Callable[[bytes], torch.Tensor] | None = None
+    augment: (
+        Callable[[Any], Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None] | None
+    ) = None
+    report: Callable[[nn.Module], dict[str, float]] | None = None
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+    def parse_options(self, params: dict[str, Any]) -> TrainOptions:
+        """Validate job params against this model's option schema (raises ValidationError)."""
+        return self.options.model_validate(params)
+
+
+# The only global mutable state in torchkiln: filled once, when the package is imported.
+REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    """Add a spec to the catalogue; model modules call this at import time."""
+    if spec.name in REGISTRY:
+        raise ValueError(f"model {spec.name!r} registered twice")
+    REGISTRY[spec.name] = spec
+    return spec
+
+
+def load_catalogue() -> dict[str, ModelSpec]:
+    """Import every model module at the top of ``torchkiln.models`` so each registers its spec.
+
+    Helpers live in the ``common`` sub-package, so every top-level module is a model.
+    """
+    package = importlib.import_module("torchkiln.models")
+    for info in pkgutil.iter_modules(package.__path__):
+        if not info.ispkg:
+            importlib.import_module(f"torchkiln.models.{info.name}")
+    return REGISTRY

@@ -1,0 +1,51 @@
+"""FastAPI dependencies, exported as Annotated aliases that routes declare in signatures."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.engine import Engine
+from torchkiln.service.api.serving.predictions import ModelCache
+from torchkiln.service.store.settings import Settings
+
+
+# Async although they do no I/O: FastAPI runs sync dependencies in a thread pool, and that
+# hop costs more than the rest of a cached prediction.
+async def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+async def get_engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+async def get_model_cache(request: Request) -> ModelCache:
+    return request.app.state.model_cache
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]
+
+_bearer = HTTPBearer(auto_error=False, description="Required when TORCHKILN_API_KEY is set.")
+
+
+async def require_api_key(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """401 unless the request carries ``Authorization: Bearer <TORCHKILN_API_KEY>``."""
+    if settings.api_key is None:
+        return
+    expected = settings.api_key.get_secret_value().encode()
+    given = credentials.credentials.encode() if credentials is not None else b""
+    # compare_digest takes the same time wherever the first difference is.
+    if not secrets.compare_digest(given, expected):
+        raise HTTPException(
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            detail="missing or wrong API key: send Authorization: Bearer <key>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )

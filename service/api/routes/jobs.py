@@ -1,0 +1,154 @@
+"""Job routes: submit, list, read, cancel, and the metric history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from torchkiln.models import REGISTRY
+from torchkiln.service.api.deps import EngineDep, SettingsDep
+from torchkiln.service.api.schemas import (
+    JobCreate,
+    JobPublic,
+    JobsPublic,
+    MetricsPublic,
+    WorkerPublic,
+)
+from torchkiln.service.store import jobs, metric_history, versions
+from torchkiln.service.store.db import read_session, write_session
+from torchkiln.service.store.states import TERMINAL, JobState
+from torchkiln.service.store.tables import MAX_ROW_ID, Job, utcnow
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+def job_public(job: Job, queue_position: int | None = None, disk_bytes: int = 0) -> JobPublic:
+    worker = None
+    if job.worker_host is not None and job.worker_pid is not None:
+        worker = WorkerPublic(host=job.worker_host, pid=job.worker_pid)
+    return JobPublic(
+        **job.model_dump(exclude={"worker_host", "worker_pid", "lease_expires_at"}),
+        worker=worker,
+        queue_position=queue_position,
+        disk_bytes=disk_bytes,
+        duration_s=_duration_s(job.started_at, job.finished_at, job.status),
+    )
+
+
+def _duration_s(started: datetime | None, finished: datetime | None, state: str) -> float | None:
+    if started is None:
+        return None
+    end = finished if finished is not None else (utcnow() if state not in TERMINAL else started)
+    return round((end - started).total_seconds(), 3)
+
+
+def validate_params(spec_name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The model's options with defaults filled in; 422 naming each bad field otherwise."""
+    spec = REGISTRY.get(spec_name)
+    if spec is None:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "unknown_model",
+                    "loc": ("body", "model"),
+                    "msg": f"unknown model; choose one of: {', '.join(sorted(REGISTRY))}",
+                    "input": spec_name,
+                }
+            ]
+        )
+    try:
+        return spec.parse_options(params).model_dump(mode="json")
+    except ValidationError as error:
+        raise RequestValidationError(
+            [
+                {**e, "loc": ("body", "params", *e["loc"])}
+                for e in error.errors(include_url=False, include_context=False)
+            ]
+        ) from None
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=JobPublic)
+def submit_job(body: JobCreate, engine: EngineDep, settings: SettingsDep) -> JobPublic:
+    """Queue a training job. Its params are checked against the model's option schema."""
+    params = validate_params(body.model, body.params)
+    with write_session(engine) as session:
+        job = jobs.enqueue_job(
+            session=session,
+            model=body.model,
+            params=params,
+            device=body.device,
+            priority=body.priority,
+            max_attempts=settings.max_attempts,
+        )
+        position = jobs.queue_positions(session, [job]).get(job.id)  # type: ignore[arg-type]
+    return job_public(job, position)
+
+
+@router.get("", response_model=JobsPublic)
+def list_jobs(
+    engine: EngineDep,
+    status: JobState | None = None,
+    model: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
+) -> JobsPublic:
+    """Jobs newest first, optionally only one status or model."""
+    with read_session(engine) as session:
+        page, count = jobs.list_jobs(
+            session, status=status, model=model, limit=limit, offset=offset
+        )
+        positions = jobs.queue_positions(session, page)
+        sizes = versions.disk_bytes(session, [j.id for j in page])  # type: ignore[misc]
+    data = [job_public(j, positions.get(j.id), sizes.get(j.id, 0)) for j in page]  # type: ignore[arg-type]
+    return JobsPublic(data=data, count=count)
+
+
+@router.get("/{job_id}", response_model=JobPublic)
+def read_job(job_id: int, engine: EngineDep) -> JobPublic:
+    with read_session(engine) as session:
+        job = jobs.get_job(session, job_id)
+        size = versions.disk_bytes(session, [job_id]).get(job_id, 0)
+        return job_public(job, jobs.queue_positions(session, [job]).get(job_id), size)
+
+
+@router.post("/{job_id}/cancel", response_model=JobPublic)
+def cancel_job(job_id: int, engine: EngineDep) -> JobPublic:
+    """A queued job is cancelled now; a running one stops at its next batch."""
+    with write_session(engine) as session:
+        job = jobs.cancel_job(session, job_id)
+    return job_public(job)
+
+
+@router.get("/{job_id}/metrics", response_model=MetricsPublic)
+def read_metrics(
+    job_id: int,
+    engine: EngineDep,
+    name: Annotated[list[str] | None, Query(description="Only these metrics.")] = None,
+    since: Annotated[int | None, Query(ge=0, description="Cursor: points after this id.")] = None,
+    limit: Annotated[int, Query(ge=1, le=200_000)] = 20_000,
+    max_points: Annotated[
+        int | None, Query(ge=4, le=100_000, description="Downsample to about this many a name.")
+    ] = None,
+) -> Response:
+    """The per-epoch history. Poll with ``since``; plot long runs with ``max_points``."""
+    with read_session(engine) as session:
+        jobs.get_job(session, job_id)
+        points = metric_history.read_points(session, job_id, names=name, since=since, limit=limit)
+    next_since = points[-1][0] if points else since
+    is_truncated = len(points) == limit
+    if max_points is not None:
+        points = metric_history.downsample(points, max_points)
+    body = {
+        "job_id": job_id,
+        "points": metric_history.points_json(points),
+        "next_since": next_since,
+        "is_truncated": is_truncated,
+        "is_downsampled": max_points is not None,
+    }
+    # Encoded by orjson, not validated through the response model: for 10,000 points
+    # pydantic + json.dumps cost several times the query. Values are finite or null.
+    return Response(orjson.dumps(body), media_type="application/json")

@@ -1,0 +1,61 @@
+"""``GET /jobs/{id}/logs``: one job's log lines, as its worker wrote them (JSON lines)."""
+
+from __future__ import annotations
+
+from itertools import islice
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query
+from torchkiln.service.api.deps import EngineDep, SettingsDep
+from torchkiln.service.api.schemas import JobLogsPublic
+from torchkiln.service.store import jobs
+from torchkiln.service.store.db import read_session
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+LOG_FILE = "log.jsonl"  # written by workers.job_logs, beside the job's checkpoints
+
+
+def job_log_path(artifacts_dir: Path, job_id: int) -> Path:
+    # Built from the integer id alone, so no request can point it elsewhere.
+    return artifacts_dir / "jobs" / str(int(job_id)) / LOG_FILE
+
+
+def read_lines(path: Path, since: int, limit: int) -> list[dict[str, Any]]:
+    """Complete lines ``since``..``since + limit``; a line still being written waits."""
+    try:
+        with path.open("rb") as file:
+            raw = list(islice(file, since, since + limit))
+    except FileNotFoundError:
+        return []
+    return [parse_line(line) for line in raw if line.endswith(b"\n")]
+
+
+def parse_line(line: bytes) -> dict[str, Any]:
+    try:
+        entry = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        entry = None
+    return (
+        entry
+        if isinstance(entry, dict)
+        else {"message": line.decode(errors="replace").rstrip("\n")}
+    )
+
+
+@router.get("/{job_id}/logs", response_model=JobLogsPublic)
+def read_job_logs(
+    job_id: int,
+    engine: EngineDep,
+    settings: SettingsDep,
+    since: Annotated[int, Query(ge=0, description="Skip this many lines (a cursor).")] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1_000,
+) -> JobLogsPublic:
+    """The job's log lines from line ``since``; poll with ``next_since``. Empty until the
+    job starts. Each line has time, level, logger, message, job_id, pid (and exception)."""
+    with read_session(engine) as session:
+        jobs.get_job(session, job_id)
+    lines = read_lines(job_log_path(settings.artifacts_dir, job_id), since, limit)
+    return JobLogsPublic(job_id=job_id, lines=lines, next_since=since + len(lines))

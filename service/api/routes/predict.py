@@ -1,0 +1,177 @@
+"""Prediction routes, generated from the catalogue.
+
+Every model gets ``POST /predict/{name}`` with its own input schema. Models that read images
+also take uploads (multipart field ``file``, repeatable, or a raw ``image/*`` body), and each
+tag they share (``mnist``, ``cifar10``) gets a route that answers from the newest job of any
+model with that tag. No ``from __future__ import annotations``: FastAPI reads the body type of
+each generated endpoint from its live annotation.
+"""
+
+from typing import Annotated, Any
+
+import orjson
+import torch
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from torchkiln.models import REGISTRY
+from torchkiln.models.common.images import ImageLimits
+from torchkiln.models.common.registry import ModelSpec
+from torchkiln.service.api.deps import ModelCacheDep
+from torchkiln.service.api.serving.predictions import ModelCache, predict
+from torchkiln.service.store.errors import InvalidInput, UnsupportedBody
+from torchkiln.service.store.patterns import ALIAS_PATTERN
+from torchkiln.service.store.tables import MAX_ROW_ID
+
+router = APIRouter(prefix="/predict", tags=["predict"])
+
+JobIdQuery = Annotated[
+    int | None,
+    Query(ge=1, le=MAX_ROW_ID, description="Answer from this job, not the newest succeeded."),
+]
+AliasQuery = Annotated[
+    str | None,
+    Query(pattern=ALIAS_PATTERN, description="Answer from the job this alias names."),
+]
+MAX_FILES = 256
+# Decoding a big photo takes milliseconds: do it off the event loop; small ones inline.
+INLINE_DECODE_BYTES = 64 * 1024
+
+
+def json_response(body: dict[str, Any]) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+def answer(
+    cache: ModelCache, names: list[str], pick: tuple[int | None, str | None], batch_of: Any
+) -> dict[str, Any]:
+    """Resolve the answering checkpoint, build the batch with its spec, run the network."""
+    job_id, alias = pick
+    if job_id is not None and alias is not None:
+        raise InvalidInput("give job_id or alias, not both")
+    loaded = cache.get(cache.resolve(names, job_id, alias))
+    return predict(loaded, batch_of(loaded.spec))
+
+
+def add_json_route(spec: ModelSpec) -> None:
+    inputs_model = spec.inputs
+
+    def predict_model(
+        inputs: inputs_model,  # type: ignore[valid-type]
+        cache: ModelCacheDep,
+        job_id: JobIdQuery = None,
+        alias: AliasQuery = None,
+    ) -> Response:
+        pick = (job_id, alias)
+        return json_response(answer(cache, [spec.name], pick, lambda s: s.preprocess(inputs)))
+
+    predict_model.__doc__ = (
+        f"{spec.summary} Answers from the newest succeeded job, job_id or alias."
+    )
+    router.add_api_route(
+        f"/{spec.name}", predict_model, methods=["POST"], name=f"predict_{spec.name}"
+    )
+
+
+def upload_body_schema(inputs: type[BaseModel]) -> dict[str, Any]:
+    files = {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1}
+    return {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {"type": "object", "properties": {"file": files}, "required": ["file"]}
+            },
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
+            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+            "application/json": {"schema": inputs.model_json_schema()},
+        },
+    }
+
+
+async def read_images(request: Request, content_type: str) -> list[bytes]:
+    if content_type.startswith("image/"):
+        return [await request.body()]
+    form = await request.form(max_files=MAX_FILES, max_fields=MAX_FILES)
+    files = [item for item in form.getlist("file") if isinstance(item, UploadFile)]
+    if not files:
+        raise InvalidInput("send the image as a multipart file field named 'file'")
+    return [await item.read() for item in files]
+
+
+def decode_all(spec: ModelSpec, images: list[bytes], limits: ImageLimits) -> torch.Tensor:
+    assert spec.decode_upload is not None
+    return torch.cat([spec.decode_upload(data, limits) for data in images])
+
+
+def add_upload_route(path_name: str, specs: list[ModelSpec], summary: str) -> None:
+    names = [spec.name for spec in specs]
+    inputs_model = specs[0].inputs
+
+    async def predict_images(
+        request: Request,
+        cache: ModelCacheDep,
+        job_id: JobIdQuery = None,
+        alias: AliasQuery = None,
+    ) -> Response:
+        pick = (job_id, alias)
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith(("multipart/form-data", "image/")):
+            images = await read_images(request, content_type)
+            settings = request.app.state.settings
+            limits = ImageLimits(settings.max_upload_bytes, settings.max_image_pixels)
+            if sum(map(len, images)) > INLINE_DECODE_BYTES:
+                return json_response(
+                    await run_in_threadpool(
+                        answer, cache, names, pick, lambda s: decode_all(s, images, limits)
+                    )
+                )
+            return json_response(
+                answer(cache, names, pick, lambda s: decode_all(s, images, limits))
+            )
+        if content_type and "json" not in content_type:
+            raise UnsupportedBody(
+                f"unsupported content type {content_type.split(';')[0]!r}: send multipart/"
+                "form-data with a 'file' field, an image/* body, or application/json pixels"
+            )
+        try:
+            inputs = inputs_model.model_validate_json(await request.body())
+        except ValidationError as error:
+            raise RequestValidationError(
+                [
+                    {**e, "loc": ("body", *e["loc"])}
+                    for e in error.errors(include_url=False, include_context=False)
+                ]
+            ) from None
+        return json_response(answer(cache, names, pick, lambda s: s.preprocess(inputs)))
+
+    predict_images.__doc__ = (
+        f"{summary} Send image files (multipart field `file`, repeat it for a batch, or a raw "
+        "image/* body: PNG, JPEG, BMP, GIF) or JSON pixels. Answers from the newest succeeded "
+        "job, job_id or alias."
+    )
+    router.add_api_route(
+        f"/{path_name}",
+        predict_images,
+        methods=["POST"],
+        name=f"predict_{path_name}",
+        openapi_extra={"requestBody": upload_body_schema(inputs_model)},
+    )
+
+
+def add_routes() -> None:
+    families: dict[str, list[ModelSpec]] = {}
+    for spec in REGISTRY.values():
+        if spec.decode_upload is None:
+            add_json_route(spec)
+            continue
+        add_upload_route(spec.name, [spec], spec.summary)
+        for tag in spec.tags:
+            families.setdefault(tag, []).append(spec)
+    for tag, specs in families.items():
+        if tag not in REGISTRY:
+            add_upload_route(tag, specs, f"The newest of {', '.join(s.name for s in specs)}.")
+
+
+add_routes()

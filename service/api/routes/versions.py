@@ -1,0 +1,131 @@
+"""Versions and aliases of a model, disk usage, deleting a job and exporting its weights."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response, status
+from sqlalchemy.engine import Engine
+from torchkiln.models import REGISTRY
+from torchkiln.service.api.deps import EngineDep, SettingsDep
+from torchkiln.service.api.schemas import (
+    AliasesPublic,
+    AliasPublic,
+    AliasSet,
+    UsagePublic,
+    VersionPublic,
+    VersionsPublic,
+)
+from torchkiln.service.api.serving.export import export_weights
+from torchkiln.service.store import aliases, versions
+from torchkiln.service.store.cache_markers import announce_success, succeeded_marker, touch_aliases
+from torchkiln.service.store.checkpoint_files import job_dir
+from torchkiln.service.store.db import read_session, write_session
+from torchkiln.service.store.errors import UnknownModel
+from torchkiln.service.store.patterns import ALIAS_PATTERN
+from torchkiln.service.store.settings import Settings
+from torchkiln.service.store.tables import ModelAlias
+
+router = APIRouter(tags=["versions"])
+
+AliasPath = Annotated[str, Path(pattern=ALIAS_PATTERN, description="e.g. champion")]
+
+
+def known_model(model: str) -> str:
+    if model not in REGISTRY:
+        raise UnknownModel(model, list(REGISTRY))
+    return model
+
+
+def alias_public(row: ModelAlias) -> AliasPublic:
+    return AliasPublic(
+        model=row.model, alias=row.alias, job_id=row.job_id, updated_at=row.updated_at
+    )
+
+
+@router.get("/models/{model}/versions", response_model=VersionsPublic)
+def list_versions(model: str, engine: EngineDep) -> VersionsPublic:
+    """Succeeded jobs of the model, newest first, with final metrics, best epoch, aliases."""
+    with read_session(engine) as session:
+        rows = versions.version_rows(session, known_model(model))
+        total = versions.usage_by_model(session).get(model, 0)
+    data = [VersionPublic(**row) for row in rows]
+    return VersionsPublic(model=model, data=data, count=len(data), disk_bytes=total)
+
+
+@router.get("/models/{model}/aliases", response_model=AliasesPublic)
+def list_aliases(model: str, engine: EngineDep) -> AliasesPublic:
+    with read_session(engine) as session:
+        rows = aliases.list_aliases(session, known_model(model))
+    return AliasesPublic(data=[alias_public(r) for r in rows], count=len(rows))
+
+
+@router.put("/models/{model}/aliases/{alias}", response_model=AliasPublic)
+def set_alias(
+    model: str, alias: AliasPath, body: AliasSet, engine: EngineDep, settings: SettingsDep
+) -> AliasPublic:
+    """Point the alias at a succeeded job; the next prediction with ?alias= uses it."""
+    with write_session(engine) as session:
+        row = aliases.set_alias(session, model=known_model(model), alias=alias, job_id=body.job_id)
+        public = alias_public(row)
+    # After the commit, so a cache that sees the new marker also sees the new row.
+    touch_aliases(settings.artifacts_dir, model)
+    return public
+
+
+@router.delete("/models/{model}/aliases/{alias}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_alias(
+    model: str, alias: AliasPath, engine: EngineDep, settings: SettingsDep
+) -> Response:
+    with write_session(engine) as session:
+        aliases.delete_alias(session, model=known_model(model), alias=alias)
+    touch_aliases(settings.artifacts_dir, model)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/usage", response_model=UsagePublic)
+def read_usage(engine: EngineDep) -> UsagePublic:
+    """Bytes of checkpoints kept on disk, in total and per model."""
+    with read_session(engine) as session:
+        by_model = versions.usage_by_model(session)
+    return UsagePublic(disk_bytes=sum(by_model.values()), models=by_model)
+
+
+@router.delete("/jobs/{job_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_job(job_id: int, engine: EngineDep, settings: SettingsDep) -> Response:
+    """Delete a finished job: its checkpoints folder, metric history and record.
+
+    409 while it is queued or running (cancel it first) or while an alias names it.
+    """
+    with write_session(engine) as session:
+        model = versions.delete_job(session, job_id).model
+    shutil.rmtree(job_dir(settings.artifacts_dir, job_id), ignore_errors=True)
+    reannounce(engine, settings, model)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def reannounce(engine: Engine, settings: Settings, model: str) -> None:
+    """Rewrite the model's success marker, so caches holding the deleted job look again."""
+    with read_session(engine) as session:
+        newest = versions.succeeded_jobs(session, model)
+    if newest and newest[0].id is not None:
+        announce_success(settings.artifacts_dir, model, newest[0].id)
+    else:
+        succeeded_marker(settings.artifacts_dir, model).unlink(missing_ok=True)
+
+
+@router.get(
+    "/jobs/{job_id}/checkpoint",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def download_checkpoint(job_id: int, engine: EngineDep, settings: SettingsDep) -> Response:
+    """The serving weights (best, else last) as safetensors; metadata has model and options."""
+    with read_session(engine) as session:
+        filename, data = export_weights(session, settings.artifacts_dir, job_id)
+    return Response(
+        data,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

@@ -1,0 +1,192 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from torchkiln.service.store.patterns import DEVICE_PATTERN
+from torchkiln.service.store.states import JobState, WorkerState
+
+
+class JobCreate(BaseModel):
+    """A job spec: which model, its options (validated against the model's schema), where."""
+
+    # Strict: the schema says integer, so `"priority": false` or `"7"` is a 422, not a 0 or 7.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    model: str = Field(description="A model name from GET /models.", examples=["logistic_hours"])
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The model's options; see options_schema in GET /models.",
+        examples=[{"epochs": 1000, "optimizer": "sgd", "lr": 0.05}],
+    )
+    device: str = Field(
+        "auto", pattern=DEVICE_PATTERN, description="auto (cuda, then mps, then cpu), or one."
+    )
+    priority: int = Field(0, ge=-1000, le=1000, description="Higher runs first; ties: oldest.")
+
+
+class WorkerPublic(BaseModel):
+    host: str
+    pid: int
+
+
+class JobPublic(BaseModel):
+    id: int
+    model: str
+    status: JobState
+    params: dict[str, Any]
+    device_requested: str
+    device: str | None = Field(description="The device it actually ran on.")
+    priority: int
+    queue_position: int | None = Field(description="1 = next to run; null unless queued.")
+    epoch: int = Field(description="Epochs finished.")
+    epochs: int = Field(description="Epochs asked for.")
+    attempts: int
+    max_attempts: int
+    seed: int
+    torch_version: str | None
+    error: str | None
+    best_epoch: int | None = Field(None, description="Epoch with the best watched metric.")
+    best_value: float | None = Field(None, description="The watched metric at best_epoch.")
+    disk_bytes: int = Field(0, description="Bytes of checkpoints this job keeps on disk.")
+    stop_reason: str | None = Field(None, description="Why it ended before its last epoch.")
+    sweep_id: int | None = Field(None, description="The sweep that queued it, if any.")
+    worker: WorkerPublic | None
+    is_cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    duration_s: float | None = Field(description="Wall time from start to finish (or now).")
+
+
+class JobsPublic(BaseModel):
+    data: list[JobPublic]
+    count: int
+
+
+class MetricPointPublic(BaseModel):
+    id: int = Field(description="Cursor: pass the last one seen as ?since= to poll for more.")
+    epoch: int
+    name: str
+    value: float | None = Field(description="null where the value was NaN or infinite.")
+
+
+class MetricsPublic(BaseModel):
+    job_id: int
+    points: list[MetricPointPublic]
+    next_since: int | None = Field(description="Cursor for the next poll.")
+    is_truncated: bool = Field(description="True if `limit` cut the page short.")
+    is_downsampled: bool
+
+
+class ModelPublic(BaseModel):
+    name: str
+    summary: str
+    task: str
+    tags: list[str]
+    defaults: dict[str, Any]
+    options_schema: dict[str, Any]
+    inputs_schema: dict[str, Any]
+    accepts_upload: bool = Field(description="POST /predict/{name} also takes image files.")
+
+
+class ModelsPublic(BaseModel):
+    data: list[ModelPublic]
+    count: int
+
+
+class HealthPublic(BaseModel):
+    status: str
+
+
+class WorkerProcessPublic(BaseModel):
+    id: int
+    host: str
+    pid: int
+    device: str
+    status: WorkerState
+    job_id: int | None = Field(description="The job it was training at its last heartbeat.")
+    started_at: datetime
+    heartbeat_at: datetime
+    is_live: bool = Field(description="Not stopped and heard from within two leases.")
+
+
+class WorkersPublic(BaseModel):
+    data: list[WorkerProcessPublic]
+    count: int
+    live: int = Field(description="How many of all workers (not just this page) are live.")
+
+
+class ErrorPublic(BaseModel):
+    """Every error body: a message, or for invalid requests a list naming each bad field."""
+
+    detail: str | list[dict[str, Any]]
+
+
+# Documented on every protected route: what the API key, the body limit, the domain errors
+# and a busy database can answer besides the route's own success.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorPublic, "description": description}
+    for status, description in {
+        400: "The body could not be parsed (not UTF-8 JSON, or a broken multipart form).",
+        401: "Missing or wrong API key.",
+        404: "No such job or model.",
+        409: "The job is not in a state that allows this.",
+        413: "Request body too large.",
+        415: "A body in a format this endpoint does not read.",
+        422: "Invalid request; `detail` names each bad field.",
+        503: "The database is busy; retry after `Retry-After` seconds.",
+    }.items()
+}
+
+
+class JobLogsPublic(BaseModel):
+    job_id: int
+    lines: list[dict[str, Any]] = Field(description="time, level, logger, message, job_id, pid")
+    next_since: int = Field(description="Cursor for the next poll: lines read so far.")
+
+
+class AliasSet(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    job_id: int = Field(ge=1, le=2**31 - 1, description="A succeeded job of this model.")
+
+
+class AliasPublic(BaseModel):
+    model: str
+    alias: str
+    job_id: int
+    updated_at: datetime
+
+
+class AliasesPublic(BaseModel):
+    data: list[AliasPublic]
+    count: int
+
+
+class VersionPublic(BaseModel):
+    job_id: int
+    params: dict[str, Any]
+    finished_at: datetime | None
+    epochs: int
+    metrics: dict[str, float | None] = Field(description="The last value of each metric.")
+    best_epoch: int | None
+    best_value: float | None
+    aliases: list[str]
+    disk_bytes: int
+
+
+class VersionsPublic(BaseModel):
+    model: str
+    data: list[VersionPublic]
+    count: int
+    disk_bytes: int = Field(description="Checkpoint bytes of every job of this model.")
+
+
+class UsagePublic(BaseModel):
+    disk_bytes: int = Field(description="Checkpoint bytes of every job.")
+    models: dict[str, int] = Field(description="Checkpoint bytes per model.")

@@ -1,0 +1,39 @@
+"""A job's serving weights as safetensors bytes, with what it takes to rebuild the network."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import save
+from sqlmodel import Session
+from torchkiln.service.store.checkpoint_files import load_checkpoint
+from torchkiln.service.store.errors import NoCheckpoint
+from torchkiln.service.store.jobs import get_job
+from torchkiln.service.store.progress import serving_checkpoint
+
+
+def export_weights(session: Session, artifacts_dir: Path, job_id: int) -> tuple[str, bytes]:
+    """``(file name, safetensors bytes)`` of the job's serving checkpoint (best, else last).
+
+    Metadata (strings only, as the format asks): model, job_id, epoch, kind and options, the
+    JSON a user passes to ``spec.parse_options`` to build the matching network.
+    """
+    job = get_job(session, job_id)
+    checkpoint = serving_checkpoint(session, job_id)
+    if checkpoint is None:
+        raise NoCheckpoint(f"job {job_id} ({job.status}) has no checkpoint to export")
+    payload = load_checkpoint(
+        artifacts_dir / checkpoint.path, torch.device("cpu"), checkpoint.sha256
+    )
+    # safetensors refuses views and shared storage: give it contiguous copies.
+    tensors = {name: t.detach().clone().contiguous() for name, t in payload["model"].items()}
+    metadata = {
+        "model": job.model,
+        "job_id": str(job_id),
+        "epoch": str(checkpoint.epoch),
+        "kind": str(checkpoint.kind),
+        "options": json.dumps(job.params, sort_keys=True),
+    }
+    return f"{job.model}-job{job_id}.safetensors", save(tensors, metadata=metadata)

@@ -1,0 +1,196 @@
+"""Answering predictions: which checkpoint answers, and caches of sources and networks."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+from torch import nn
+from torchkiln.models import REGISTRY
+from torchkiln.models.common.registry import ModelSpec
+from torchkiln.service.store.aliases import aliased_job_id
+from torchkiln.service.store.cache_markers import aliases_stamp, marker_job_id, marker_stamp
+from torchkiln.service.store.checkpoint_files import load_checkpoint
+from torchkiln.service.store.db import read_session
+from torchkiln.service.store.errors import InvalidInput, JobNotFound, NoCheckpoint
+from torchkiln.service.store.progress import newest_succeeded_job, serving_checkpoint
+from torchkiln.service.store.states import TERMINAL
+from torchkiln.service.store.tables import Checkpoint, Job
+
+logger = logging.getLogger(__name__)
+
+# Even with an unchanged marker (say, a host that does not share the artifacts folder),
+# the newest-job answer is looked up again this often.
+SOURCE_REFRESH_S = 5.0
+
+
+@dataclass(frozen=True)
+class Source:
+    """The job and checkpoint a prediction comes from."""
+
+    job: Job
+    checkpoint: Checkpoint
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    job_id: int
+    spec: ModelSpec
+    module: nn.Module
+
+
+def find_source(
+    session: Session, model_names: Sequence[str], job_id: int | None, alias: str | None = None
+) -> Source:
+    """The serving checkpoint of the named (or aliased) job, else of the newest succeeded."""
+    if alias is not None:
+        job_id = aliased_job_id(session, model_names, alias)
+    if job_id is None:
+        job = newest_succeeded_job(session, model_names)
+        if job is None:
+            raise NoCheckpoint(
+                f"no trained {' or '.join(model_names)} model yet: run one with "
+                f'POST /jobs {{"model": "{model_names[0]}"}} and predict once it has succeeded'
+            )
+    else:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        if job.model not in model_names:
+            raise InvalidInput(
+                f"job {job_id} trained {job.model!r}, not {' or '.join(model_names)}"
+            )
+    checkpoint = serving_checkpoint(session, job.id)  # type: ignore[arg-type]
+    if checkpoint is None:
+        raise NoCheckpoint(
+            f"job {job.id} ({job.status}) has no checkpoint yet; wait for it or pick another"
+        )
+    return Source(job=job, checkpoint=checkpoint)
+
+
+@dataclass(frozen=True)
+class _CachedSource:
+    source: Source
+    stamps: tuple[object, ...]
+    looked_up_at: float
+
+
+class ModelCache:
+    """Which checkpoint answers, and the loaded networks, so a request rarely touches the DB.
+
+    The newest-job lookup is reused until a model's success marker changes (a stat per
+    request), an alias lookup until its aliases marker changes; networks are keyed by
+    checkpoint id and digest, so a newer checkpoint is a fresh load.
+    """
+
+    def __init__(self, engine: Engine, artifacts_dir: Path, capacity: int = 8) -> None:
+        self.engine = engine
+        self.artifacts_dir = artifacts_dir
+        self.capacity = capacity
+        self.hits = 0
+        self.misses = 0
+        self._sources: dict[tuple[tuple[str, ...], int | None, str | None], _CachedSource] = {}
+        # Keyed with the digest too: SQLite may hand a deleted row's id to a new checkpoint.
+        self._modules: OrderedDict[tuple[int, str], LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def resolve(
+        self, model_names: Sequence[str], job_id: int | None, alias: str | None = None
+    ) -> Source:
+        key = (tuple(model_names), job_id, alias)
+        stamps: tuple[object, ...] = tuple(
+            marker_stamp(self.artifacts_dir, name) for name in model_names
+        )
+        if alias is not None:
+            stamps += tuple(aliases_stamp(self.artifacts_dir, name) for name in model_names)
+        cached = self._sources.get(key)
+        now = time.monotonic()
+        is_pinned = job_id is not None or alias is not None
+        if (
+            cached is not None
+            and cached.stamps == stamps
+            and (is_pinned or now - cached.looked_up_at < SOURCE_REFRESH_S)
+        ):
+            return cached.source
+        with read_session(self.engine) as session:
+            source = find_source(session, model_names, job_id, alias)
+        if self._is_settled(source, model_names, is_pinned):
+            self._sources[key] = _CachedSource(source, stamps, now)
+        return source
+
+    def _is_settled(self, source: Source, model_names: Sequence[str], is_pinned: bool) -> bool:
+        """Cache only answers that cannot change under the same markers."""
+        if is_pinned:
+            return source.job.status in TERMINAL
+        # A marker names the job that announced success; until its commit is visible the
+        # database still answers with an older job, which must not be cached.
+        announced = [marker_job_id(self.artifacts_dir, name) for name in model_names]
+        return source.job.id in announced or not any(announced)
+
+    def get(self, source: Source, *, count: bool = True) -> LoadedModel:
+        """The network for ``source``, loaded on first use; ``count``: a prediction's use,
+        added to the hit/miss counts."""
+        assert source.checkpoint.id is not None
+        key = (source.checkpoint.id, source.checkpoint.sha256)
+        with self._lock:
+            loaded = self._modules.get(key)
+            if loaded is not None:
+                self._modules.move_to_end(key)
+                self.hits += count
+                return loaded
+        # Load outside the lock: a slow disk read must not stall cached models' requests.
+        loaded = self._load(source)
+        with self._lock:
+            self.misses += count
+            self._modules[key] = loaded
+            while len(self._modules) > self.capacity:
+                self._modules.popitem(last=False)
+        return loaded
+
+    def warm(self, model_names: Sequence[str]) -> list[int]:
+        """Load each named model's serving network ahead of its first prediction.
+
+        Up to ``capacity`` networks; the job ids loaded. A model with nothing trained is
+        skipped, and so is one whose checkpoint fails to load: start-up goes on, and that
+        model's first prediction reports the problem. Not counted as cache hits or misses,
+        which count predictions.
+        """
+        loaded_ids: list[int] = []
+        for name in model_names:
+            if len(loaded_ids) >= self.capacity:
+                break
+            try:
+                loaded_ids.append(self.get(self.resolve([name], None), count=False).job_id)
+            except NoCheckpoint:
+                continue
+            except Exception:  # one unreadable checkpoint must not stop the server
+                logger.warning("could not preload %s", name, exc_info=True)
+        return loaded_ids
+
+    def _load(self, source: Source) -> LoadedModel:
+        spec = REGISTRY[source.job.model]
+        module = spec.build(spec.parse_options(source.job.params))
+        payload = load_checkpoint(
+            self.artifacts_dir / source.checkpoint.path,
+            torch.device("cpu"),
+            source.checkpoint.sha256,
+        )
+        module.load_state_dict(payload["model"])
+        module.eval()
+        return LoadedModel(job_id=source.job.id, spec=spec, module=module)  # type: ignore[arg-type]
+
+
+def predict(loaded: LoadedModel, batch: torch.Tensor) -> dict[str, Any]:
+    """Run the network on a preprocessed batch; the answer names the job behind it."""
+    with torch.inference_mode():
+        outputs = loaded.module(batch)
+    return {"job_id": loaded.job_id, "model": loaded.spec.name, **loaded.spec.postprocess(outputs)}

@@ -1,0 +1,114 @@
+"""The ``torchkiln`` command line. Heavy imports stay inside commands so each starts lean."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from torchkiln.service.cli import job_commands, predict_command
+
+app = typer.Typer(help="torchkiln: train and serve classic PyTorch models.", no_args_is_help=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[
+        int | None, typer.Option(help="Training worker processes (0: none; default per GPU).")
+    ] = None,
+    processes: Annotated[int, typer.Option(min=1, help="HTTP server processes.")] = 1,
+    access_log: Annotated[bool, typer.Option(help="Log every request (costs throughput).")] = False,
+) -> None:
+    """Serve the API, with a training worker pool beside it; applies migrations first."""
+    import uvicorn
+    from torchkiln.service.store.db import make_engine, upgrade_database
+    from torchkiln.service.store.log_records import configure_logging, logging_config
+    from torchkiln.service.store.settings import Settings
+    from torchkiln.workers.pool import WorkerPool
+    from torchkiln.workers.shutdown import ShutdownSignals
+    from uvicorn.config import LOGGING_CONFIG
+
+    settings = Settings()
+    configure_logging(settings.log_format)
+    engine = make_engine(settings)
+    upgrade_database(engine)
+    engine.dispose()
+    size = workers if workers is not None else settings.workers
+    pool = WorkerPool(settings, size) if size != 0 else None
+    signals = ShutdownSignals(pool)
+    # uvicorn swaps in its own handlers while it serves, then restores these and re-raises
+    # what it caught: without ours the default SIGTERM action would end this process before
+    # the pool could hand its jobs back.
+    signals.install()
+    if pool is not None:
+        pool.start()
+    metrics_dir = share_prometheus_dir(processes)
+    try:
+        # A factory, so each HTTP process builds its own app (engine, model cache) from the
+        # same environment; uvicorn handles the first Ctrl-C/SIGTERM and returns here.
+        uvicorn.run(
+            "torchkiln.service.api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=processes,
+            log_level="info",
+            access_log=access_log,
+            # JSON: uvicorn's own lines too; text: uvicorn's usual format.
+            log_config=logging_config("json") if settings.log_format == "json" else LOGGING_CONFIG,
+        )
+    finally:
+        # With several HTTP processes uvicorn's supervisor keeps its handlers: take them back
+        # so a signal during the pool's warm stop turns it cold.
+        signals.install()
+        if pool is not None:
+            pool.stop()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def share_prometheus_dir(processes: int) -> Path | None:
+    """With several HTTP processes a scrape reaches one of them: prometheus_client's
+    multiprocess mode (set before any process imports it) lets each answer for all."""
+    if processes == 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    path = Path(tempfile.mkdtemp(prefix="torchkiln-prometheus-"))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return path
+
+
+@app.command()
+def worker(
+    workers: Annotated[int | None, typer.Option(help="Worker processes; default per GPU.")] = None,
+) -> None:
+    """Run a worker pool alone against TORCHKILN_DATABASE_URL (for other hosts)."""
+    from torchkiln.service.store.db import make_engine, upgrade_database
+    from torchkiln.service.store.log_records import configure_logging
+    from torchkiln.service.store.settings import Settings
+    from torchkiln.workers.pool import WorkerPool
+    from torchkiln.workers.shutdown import ShutdownSignals
+
+    settings = Settings()
+    configure_logging(settings.log_format)
+    engine = make_engine(settings)
+    upgrade_database(engine)
+    engine.dispose()
+    pool = WorkerPool(settings, workers)
+    signals = ShutdownSignals(pool)
+    signals.install()
+    pool.start()
+    signals.requested.wait()
+    pool.stop()
+
+
+for command in (job_commands.submit, job_commands.watch, job_commands.jobs, job_commands.models):
+    app.command()(command)
+# ``predict mnist a.png`` and ``predict linear --x 1 2``: its own options are free-form.
+app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+    predict_command.predict
+)

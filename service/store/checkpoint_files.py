@@ -1,0 +1,66 @@
+"""Checkpoint files: written to a temp file and renamed, read back with weights_only=True.
+
+The format belongs to the store, not to training: the HTTP processes read weights too, and
+must not import the training loop to do so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class SavedCheckpoint:
+    path: Path
+    sha256: str
+    size_bytes: int
+
+
+class CorruptCheckpoint(Exception):
+    """The file's bytes are not the ones recorded when it was written."""
+
+
+def job_dir(artifacts_dir: Path, job_id: int) -> Path:
+    """A job's folder: built from our own integer id, never from client input."""
+    return artifacts_dir / "jobs" / str(int(job_id))
+
+
+def save_checkpoint(payload: dict[str, Any], path: Path) -> SavedCheckpoint:
+    """Write atomically: a reader or a crash sees the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        digest = file_sha256(Path(tmp_name))
+        size = Path(tmp_name).stat().st_size
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return SavedCheckpoint(path=path, sha256=digest, size_bytes=size)
+
+
+def load_checkpoint(path: Path, device: torch.device, sha256: str | None) -> dict[str, Any]:
+    """Read a checkpoint onto ``device``; checks its sha256 first when one was recorded."""
+    if sha256 is not None and file_sha256(path) != sha256:
+        raise CorruptCheckpoint(f"checkpoint {path.name} does not match its recorded sha256")
+    return torch.load(path, map_location=device, weights_only=True)
+
+
+def file_sha256(path: Path) -> str:
+    """The hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,11 +1,11 @@
 """Alembic environment: torchkiln's tables, on the connection the app hands over."""
 
-import torchkiln.service.store.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from alembic import context
 from sqlmodel import SQLModel
+
+import torchkiln.service.store.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 from torchkiln.service.store.db import make_engine
 from torchkiln.service.store.settings import Settings
-
-from alembic import context
 
 target_metadata = SQLModel.metadata
 

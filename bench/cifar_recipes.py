@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from torchkiln.models.cifar10_cnn import SPEC
 from torchkiln.models.common.registry import DataRoot
 from torchkiln.workers.training import TrainState, fit, new_state, to_device

@@ -26,11 +26,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.utils.live_server import LiveServer  # noqa: E402
 from torchkiln.service.store import jobs, progress  # noqa: E402
 from torchkiln.service.store.db import make_engine, write_session  # noqa: E402
 from torchkiln.service.store.settings import Settings  # noqa: E402
-
-from tests.utils.live_server import LiveServer  # noqa: E402
 
 logger = logging.getLogger("bench.metrics_history")
 

@@ -33,6 +33,7 @@ from PIL import Image
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from tests.utils.live_server import LiveServer  # noqa: E402
 from torchkiln.models import REGISTRY  # noqa: E402
 from torchkiln.service.store import jobs, progress  # noqa: E402
 from torchkiln.service.store.cache_markers import announce_success  # noqa: E402
@@ -41,8 +42,6 @@ from torchkiln.service.store.db import make_engine, upgrade_database, write_sess
 from torchkiln.service.store.settings import Settings  # noqa: E402
 from torchkiln.workers.checkpoint_payload import checkpoint_payload  # noqa: E402
 from torchkiln.workers.training import new_state  # noqa: E402
-
-from tests.utils.live_server import LiveServer  # noqa: E402
 
 ANCHOR = REPO_ROOT.parent / "shared" / "anchors" / "torchserve" / "run.sh"
 BOUNDARY = "torchkilnbenchboundary"

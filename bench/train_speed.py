@@ -43,12 +43,12 @@ sys.path.insert(0, str(REPO_ROOT))
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
-from torchkiln.models import REGISTRY  # noqa: E402
-from torchkiln.service.store.settings import Settings  # noqa: E402
-from torchkiln.workers.mkl_dispatch import shim_for_this_host, with_preload  # noqa: E402
 from torchvision import datasets, transforms  # noqa: E402
 
 from tests.utils.live_server import LiveServer, wait_for_job  # noqa: E402
+from torchkiln.models import REGISTRY  # noqa: E402
+from torchkiln.service.store.settings import Settings  # noqa: E402
+from torchkiln.workers.mkl_dispatch import shim_for_this_host, with_preload  # noqa: E402
 
 RECIPE = {"optimizer": "sgd", "lr": 0.01, "momentum": 0.5, "batch_size": 64, "seed": 1}
 logger = logging.getLogger("bench.train_speed")

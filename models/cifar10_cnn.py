@@ -7,6 +7,7 @@ from typing import Annotated, ClassVar
 import torch
 from pydantic import Field
 from torch import nn
+
 from torchkiln.models.common.augment import random_crop_reflect, random_hflip
 from torchkiln.models.common.datasets import (
     CIFAR_CLASSES,

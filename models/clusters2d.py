@@ -7,6 +7,7 @@ from typing import Annotated
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
+
 from torchkiln.models.common.options import BinaryLoss, TrainOptions
 from torchkiln.models.common.registry import DataRoot, ModelSpec, Split, TrainingData, register
 from torchkiln.models.common.small_data import MAX_INLINE_POINTS, FiniteFloat

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
+
 from torchkiln.models.common.datasets import DatasetOptions, split_off_validation
 from torchkiln.models.common.options import BinaryLoss
 from torchkiln.models.common.registry import DataRoot, ModelSpec, Split, TrainingData, register

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
+
 from torchkiln.models.common.options import BinaryLoss, TrainOptions
 from torchkiln.models.common.registry import DataRoot, ModelSpec, TrainingData, register
 from torchkiln.models.common.small_data import (

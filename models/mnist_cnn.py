@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from torch import nn
+
 from torchkiln.models.common.registry import register
 from torchkiln.models.mnist_mlp import SIDE, MnistOptions, mnist_spec
 

@@ -8,6 +8,7 @@ from typing import Annotated, ClassVar
 import torch
 from pydantic import Field
 from torch import nn
+
 from torchkiln.models.common.augment import random_shift
 from torchkiln.models.common.datasets import (
     MNIST_MEAN,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from pydantic import Field
 from torch import nn
+
 from torchkiln.models.common.options import OptimizerName, RegressionLoss, TrainOptions
 from torchkiln.models.common.registry import DataRoot, ModelSpec, Split, TrainingData, register
 from torchkiln.models.common.small_data import XInputs, XYData, column

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
+
+from tests.utils.databases import postgres_database
 from torchkiln.service.api.app import create_app
 from torchkiln.service.store.db import make_engine, upgrade_database
 from torchkiln.service.store.settings import Settings
-
-from tests.utils.databases import postgres_database
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"

@@ -6,6 +6,7 @@ import logging
 import threading
 
 from sqlalchemy.engine import Engine
+
 from torchkiln.service.store.jobs import Lease, heartbeat
 from torchkiln.service.store.worker_processes import beat_worker
 

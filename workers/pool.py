@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Engine
+
 from torchkiln.service.store import worker_processes
 from torchkiln.service.store.db import make_engine
 from torchkiln.service.store.jobs import (

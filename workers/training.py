@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 from torch import nn
+
 from torchkiln.models.common.options import (
     LRSchedule,
     TrainOptions,

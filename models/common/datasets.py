@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 from pydantic import Field, model_validator
+
 from torchkiln.models.common.options import TrainOptions
 from torchkiln.models.common.registry import DataRoot, DataUnavailable, Split
 

@@ -8,6 +8,7 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
+
 from torchkiln.models.common.schedules import (
     CosineSchedule,
     EarlyStopping,

@@ -12,6 +12,7 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel
 from torch import nn
+
 from torchkiln.models.common.options import TrainOptions
 
 BatchAugment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]

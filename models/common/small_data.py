@@ -6,6 +6,7 @@ from typing import Annotated
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from torchkiln.models.common.registry import Split, TrainingData
 
 MAX_INLINE_POINTS = 10_000

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
+
 from torchkiln.service.api.serving.predictions import ModelCache
 from torchkiln.service.store.settings import Settings
 

@@ -22,6 +22,7 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
+
 from torchkiln.service.api.serving.predictions import ModelCache
 from torchkiln.service.store.db import read_session
 from torchkiln.service.store.states import JobState

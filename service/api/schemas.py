@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
 from torchkiln.service.store.patterns import DEVICE_PATTERN
 from torchkiln.service.store.states import JobState, WorkerState
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
 from torchkiln.service.cli.http import (
     DEFAULT_URL,
     REQUEST_FAILED,

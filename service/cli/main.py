@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from torchkiln.service.cli import job_commands, predict_command
 
 app = typer.Typer(help="torchkiln: train and serve classic PyTorch models.", no_args_is_help=True)
@@ -26,12 +27,13 @@ def serve(
 ) -> None:
     """Serve the API, with a training worker pool beside it; applies migrations first."""
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
+
     from torchkiln.service.store.db import make_engine, upgrade_database
     from torchkiln.service.store.log_records import configure_logging, logging_config
     from torchkiln.service.store.settings import Settings
     from torchkiln.workers.pool import WorkerPool
     from torchkiln.workers.shutdown import ShutdownSignals
-    from uvicorn.config import LOGGING_CONFIG
 
     settings = Settings()
     configure_logging(settings.log_format)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
 from torchkiln.service.cli.http import DEFAULT_URL, ApiKey, Url, call, connect, console
 
 

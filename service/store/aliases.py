@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlmodel import Session, col, select
+
 from torchkiln.service.store.errors import AliasNotFound, InvalidInput
 from torchkiln.service.store.jobs import get_job
 from torchkiln.service.store.states import JobState

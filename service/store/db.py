@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
-from torchkiln.service.store.settings import Settings
 
-from alembic import command
+from torchkiln.service.store.settings import Settings
 
 # The migrations ship inside the package (torchkiln/alembic when installed, ./alembic here).
 ALEMBIC_DIR = Path(__file__).resolve().parents[2] / "alembic"

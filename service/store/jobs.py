@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
+
 from torchkiln.service.store.db import read_session, write_session
 from torchkiln.service.store.errors import JobNotCancellable, JobNotFound
 from torchkiln.service.store.states import TERMINAL, JobState

@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlmodel import Session, col
+
 from torchkiln.service.store.tables import MAX_ROW_ID, MetricPoint
 
 

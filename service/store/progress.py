@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
+
 from torchkiln.service.store.db import write_session
 from torchkiln.service.store.jobs import Lease
 from torchkiln.service.store.metric_history import add_points, delete_points_after

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from torchkiln.models.common.schedules import MetricName, mode_for
 from torchkiln.service.store.patterns import DEVICE_PATTERN
 

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
+
 from torchkiln.service.store.db import read_session
 from torchkiln.service.store.errors import InvalidInput, SweepNotCancellable, SweepNotFound
 from torchkiln.service.store.jobs import cancel_job, enqueue_job

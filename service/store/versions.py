@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlmodel import Session, col, func, select
+
 from torchkiln.service.store.aliases import aliases_of
 from torchkiln.service.store.errors import JobInUse
 from torchkiln.service.store.jobs import get_job

@@ -7,6 +7,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
+
 from torchkiln.service.store.db import write_session
 from torchkiln.service.store.jobs import WorkerIdentity
 from torchkiln.service.store.states import WorkerState

@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image
-from torchkiln.service.cli.main import app
 from typer.testing import CliRunner
 
 from tests.utils.live_server import LiveServer, wait_for_job
+from torchkiln.service.cli.main import app
 
 
 @pytest.fixture

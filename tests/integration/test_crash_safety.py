@@ -12,17 +12,17 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from torchkiln.service.store.db import make_engine, read_session, upgrade_database, write_session
-from torchkiln.service.store.jobs import enqueue_job
-from torchkiln.service.store.settings import Settings
-from torchkiln.service.store.states import TERMINAL, JobState
-from torchkiln.service.store.tables import Job, MetricPoint
 
 from tests.conftest import make_settings
 from tests.models.fixtures import synthetic_digits, write_idx
 from tests.utils.databases import postgres_database
 from tests.utils.live_server import LiveServer, wait_for_job
 from tests.utils.worker_command import WorkerCommand
+from torchkiln.service.store.db import make_engine, read_session, upgrade_database, write_session
+from torchkiln.service.store.jobs import enqueue_job
+from torchkiln.service.store.settings import Settings
+from torchkiln.service.store.states import TERMINAL, JobState
+from torchkiln.service.store.tables import Job, MetricPoint
 
 logger = logging.getLogger(__name__)
 

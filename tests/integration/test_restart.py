@@ -5,13 +5,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from tests.conftest import make_settings
+from tests.utils.live_server import LiveServer, wait_for_job
 from torchkiln.service.store.db import make_engine, read_session
 from torchkiln.service.store.jobs import get_job
 from torchkiln.service.store.states import JobState
 from torchkiln.service.store.tables import Job
-
-from tests.conftest import make_settings
-from tests.utils.live_server import LiveServer, wait_for_job
 
 
 def server(tmp_path: Path, workers: int) -> LiveServer:

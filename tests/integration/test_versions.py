@@ -10,9 +10,9 @@ import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load
-from torchkiln.models import REGISTRY
 
 from tests.utils.live_server import LiveServer, wait_for_job
+from torchkiln.models import REGISTRY
 
 FEATURES = [
     [0.1, -0.2, 0.3, 0.0, -0.5, 0.2, -0.9, 0.4],

@@ -6,13 +6,13 @@ import logging
 from pathlib import Path
 
 import pytest
-from torchkiln.service.api.serving.predictions import ModelCache
-from torchkiln.service.store.db import make_engine
-from torchkiln.service.store.settings import Settings
 
 from tests.conftest import make_settings
 from tests.service.test_telemetry_api import sample
 from tests.utils.live_server import LiveServer, wait_for_job
+from torchkiln.service.api.serving.predictions import ModelCache
+from torchkiln.service.store.db import make_engine
+from torchkiln.service.store.settings import Settings
 
 
 def trained(tmp_path: Path, *models: str) -> Settings:

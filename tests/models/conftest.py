@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from torchkiln.models.common.registry import DataRoot
 
 from tests.models.fixtures import synthetic_cifar, synthetic_digits, write_cifar_batch, write_idx
+from torchkiln.models.common.registry import DataRoot
 
 
 @pytest.fixture

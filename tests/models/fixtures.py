@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from torchkiln.models.common.options import TrainOptions
 from torchkiln.models.common.registry import ModelSpec, TrainingData
 from torchkiln.workers.training import FitOutcome, TrainState, fit, new_state

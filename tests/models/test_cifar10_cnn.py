@@ -8,11 +8,11 @@ import torch
 from PIL import Image
 from pydantic import ValidationError
 from torch import nn
+
+from tests.models.fixtures import synthetic_cifar, train
 from torchkiln.models.cifar10_cnn import SPEC, Cifar10Inputs, Cifar10Options
 from torchkiln.models.common.datasets import CIFAR_CLASSES, CIFAR_MEAN, CIFAR_STD
 from torchkiln.models.common.registry import DataRoot
-
-from tests.models.fixtures import synthetic_cifar, train
 
 BLACK = [[[0, 0, 0] for _ in range(32)] for _ in range(32)]
 

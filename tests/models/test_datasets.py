@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+
+from tests.models.fixtures import synthetic_digits, write_cifar_batch, write_idx
 from torchkiln.models.cifar10_cnn import Cifar10Options
 from torchkiln.models.common.datasets import (
     CIFAR_MEAN,
@@ -21,8 +23,6 @@ from torchkiln.models.common.datasets import (
     split_off_validation,
 )
 from torchkiln.models.common.registry import DataRoot, DataUnavailable
-
-from tests.models.fixtures import synthetic_digits, write_cifar_batch, write_idx
 
 
 @pytest.mark.parametrize("gz", [False, True])

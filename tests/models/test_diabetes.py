@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 from pydantic import ValidationError
-from torchkiln.models.common.registry import DataRoot
-from torchkiln.models.diabetes import SPEC, DiabetesInputs, DiabetesOptions, diabetes_table
 
 from tests.models.fixtures import train
+from torchkiln.models.common.registry import DataRoot
+from torchkiln.models.diabetes import SPEC, DiabetesInputs, DiabetesOptions, diabetes_table
 
 ROW = [0.0, 0.5, -0.5, 0.1, -0.2, 0.3, -0.9, 1.0]
 

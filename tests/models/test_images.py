@@ -12,6 +12,17 @@ import numpy as np
 import pytest
 import torch
 from PIL import EpsImagePlugin, Image, ImageFile, ImageOps
+
+from tests.models.image_factory import (
+    MNIST_TEST_IMAGES,
+    encode,
+    many_frame_gif,
+    mnist_test_digits,
+    on_transparent,
+    one,
+    png_claiming,
+    seven,
+)
 from torchkiln.models.common.images import (
     BlankImage,
     CorruptImage,
@@ -25,17 +36,6 @@ from torchkiln.models.common.images import (
     decode_image,
     mnist_pixels,
     mnist_pixels_from_array,
-)
-
-from tests.models.image_factory import (
-    MNIST_TEST_IMAGES,
-    encode,
-    many_frame_gif,
-    mnist_test_digits,
-    on_transparent,
-    one,
-    png_claiming,
-    seven,
 )
 
 LIMITS = ImageLimits()

@@ -3,11 +3,11 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+
+from tests.models.fixtures import train
 from torchkiln.models.common.registry import DataRoot
 from torchkiln.models.mnist_cnn import SPEC
 from torchkiln.models.mnist_mlp import MnistOptions
-
-from tests.models.fixtures import train
 
 
 def test_spec_shares_the_mnist_interface() -> None:

@@ -8,12 +8,12 @@ import torch
 from PIL import Image
 from pydantic import ValidationError
 from torch import nn
+
+from tests.models.fixtures import SHARED_DATASETS, synthetic_digits, train
 from torchkiln.models.common.datasets import MNIST_MEAN, MNIST_STD
 from torchkiln.models.common.images import ImageLimits, ImageRejected
 from torchkiln.models.common.registry import DataRoot
 from torchkiln.models.mnist_mlp import SPEC, MnistInputs, MnistOptions
-
-from tests.models.fixtures import SHARED_DATASETS, synthetic_digits, train
 
 BLANK = [[0] * 28 for _ in range(28)]
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
+
 from torchkiln.service.store import worker_processes
 from torchkiln.service.store.db import write_session
 from torchkiln.service.store.jobs import WorkerIdentity

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from fastapi.testclient import TestClient
+
 from torchkiln.service.api.body_limits import MULTIPART_OVERHEAD_BYTES, BodyLimit
 from torchkiln.service.store.settings import Settings
 

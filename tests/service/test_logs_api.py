@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from fastapi.testclient import TestClient
+
 from torchkiln.service.store.settings import Settings
 from torchkiln.workers.job_logs import log_path
 

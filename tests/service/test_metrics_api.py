@@ -6,12 +6,12 @@ import math
 import sqlite3
 
 from fastapi.testclient import TestClient
+
+from tests.service.test_store import claim
 from torchkiln.service.api.app import create_app
 from torchkiln.service.store import jobs, progress
 from torchkiln.service.store.metric_history import Point, downsample
 from torchkiln.service.store.settings import Settings
-
-from tests.service.test_store import claim
 
 
 def job_with_history(client: TestClient, epochs: int) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+
 from torchkiln.models import REGISTRY
 from torchkiln.service.api.app import create_app
 from torchkiln.service.store.settings import Settings

@@ -13,12 +13,12 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from pydantic import SecretStr
 from schemathesis.config import SchemathesisConfig
+
+from tests.conftest import make_settings
 from torchkiln.service.api.app import create_app
 from torchkiln.service.store.db import upgrade_database, write_session
 from torchkiln.service.store.jobs import WorkerIdentity, enqueue_job
 from torchkiln.service.store.worker_processes import register_worker
-
-from tests.conftest import make_settings
 
 # Per operation; with about twenty operations this keeps the module well under a minute.
 EXAMPLES = 25

@@ -9,6 +9,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import select
+
 from torchkiln.service.store import jobs, progress
 from torchkiln.service.store.db import read_session, write_session
 from torchkiln.service.store.states import JobState

@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import select
+
+from tests.service.test_store import claim
 from torchkiln.service.store import jobs, progress, sweeps
 from torchkiln.service.store.db import read_session
 from torchkiln.service.store.sweep_specs import SweepCreate
 from torchkiln.service.store.tables import Job
-
-from tests.service.test_store import claim
 
 GRID = {"lr": [0.01, 0.03, 0.1], "batch_size": [16, 32]}
 

@@ -6,6 +6,7 @@ import re
 
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+
 from torchkiln.service.api.app import create_app
 from torchkiln.service.store import metric_history
 from torchkiln.service.store.db import write_session

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from sqlalchemy.engine import Engine
+
 from torchkiln.service.store.db import make_engine
 from torchkiln.service.store.jobs import Lease, WorkerIdentity, claim_next_job, heartbeat
 from torchkiln.service.store.settings import Settings

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+
 from torchkiln.models import REGISTRY
 from torchkiln.models.common.registry import DataRoot
 from torchkiln.workers.training import FitResult, TrainState, fit, new_state, to_device

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 from pydantic import SecretStr
+
 from torchkiln.service.store.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

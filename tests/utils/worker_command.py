@@ -8,9 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from torchkiln.service.store.settings import Settings
-
 from tests.utils.live_server import REPO_ROOT, settings_env
+from torchkiln.service.store.settings import Settings
 
 
 class WorkerCommand:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from torchkiln.models import REGISTRY
 from torchkiln.service.store.checkpoint_files import (
     CorruptCheckpoint,

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from torchkiln.service.store.log_records import JobIdFilter, JsonFormatter, current_job_id
 from torchkiln.workers import job_logs, tensorboard
 from torchkiln.workers.job_logs import attach, epoch_sinks, log_path

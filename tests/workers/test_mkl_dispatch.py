@@ -8,13 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import make_settings
+from tests.utils.fake_workers import reporting_worker
 from torchkiln.service.store.db import make_engine, upgrade_database
 from torchkiln.service.store.settings import Settings
 from torchkiln.workers import mkl_dispatch
 from torchkiln.workers.pool import WorkerPool
-
-from tests.conftest import make_settings
-from tests.utils.fake_workers import reporting_worker
 
 ZEN5 = (
     "vendor_id\t: AuthenticAMD\n"

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 import torch
 from torch import nn
+
 from torchkiln.models import REGISTRY
 from torchkiln.models.common.options import TrainOptions, build_loss, build_optimizer
 from torchkiln.workers.mlp_step import MlpSgdStep, mlp_sgd_step

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
+
+from tests.conftest import make_settings
+from tests.utils.fake_workers import doomed_worker, stubborn_worker
 from torchkiln.service.store import jobs
 from torchkiln.service.store.db import make_engine, read_session, upgrade_database, write_session
 from torchkiln.service.store.settings import Settings
 from torchkiln.service.store.states import JobState
 from torchkiln.service.store.tables import Job
 from torchkiln.workers.pool import WorkerPool
-
-from tests.conftest import make_settings
-from tests.utils.fake_workers import doomed_worker, stubborn_worker
 
 # Long enough that only the pool, never lease expiry, can explain a prompt requeue.
 LONG_LEASE_S = 600.0

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+
+from tests.utils.fit_runs import CPU, run_fit
 from torchkiln.models import REGISTRY
 from torchkiln.service.store.checkpoint_files import load_checkpoint, save_checkpoint
 from torchkiln.workers.checkpoint_payload import checkpoint_payload, restore_state
 from torchkiln.workers.early_stopping import MetricMissing
 from torchkiln.workers.training import FitOutcome, new_state
-
-from tests.utils.fit_runs import CPU, run_fit
 
 
 def test_step_schedule_halves_the_lr_every_step_size_epochs() -> None:

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from tests.utils.fit_runs import CPU, run_fit
 from torchkiln.models import REGISTRY
 from torchkiln.models.common.registry import DataRoot
 from torchkiln.service.store.checkpoint_files import load_checkpoint, save_checkpoint
 from torchkiln.workers.checkpoint_payload import checkpoint_payload, restore_state
 from torchkiln.workers.training import Diverged, TrainState, fit, new_state
-
-from tests.utils.fit_runs import CPU, run_fit
 
 
 def run(

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
+
 from torchkiln.service.api.deps import EngineDep
 from torchkiln.service.store import jobs, metric_history
 from torchkiln.service.store.db import read_session

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Header
 from sqlalchemy.engine import Engine
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
+
 from torchkiln.service.api.deps import EngineDep
 from torchkiln.service.store import jobs, metric_history
 from torchkiln.service.store.db import read_session

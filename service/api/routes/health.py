@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+
 from torchkiln.service.api.deps import EngineDep, SettingsDep
 from torchkiln.service.api.schemas import HealthPublic
 from torchkiln.service.store import worker_processes

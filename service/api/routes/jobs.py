@@ -9,6 +9,7 @@ import orjson
 from fastapi import APIRouter, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+
 from torchkiln.models import REGISTRY
 from torchkiln.service.api.deps import EngineDep, SettingsDep
 from torchkiln.service.api.schemas import (

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query
+
 from torchkiln.service.api.deps import EngineDep, SettingsDep
 from torchkiln.service.api.schemas import JobLogsPublic
 from torchkiln.service.store import jobs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+
 from torchkiln.models import REGISTRY
 from torchkiln.models.common.registry import ModelSpec
 from torchkiln.service.api.schemas import ModelPublic, ModelsPublic

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+
 from torchkiln.models import REGISTRY
 from torchkiln.models.common.images import ImageLimits
 from torchkiln.models.common.registry import ModelSpec

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 from fastapi.exceptions import RequestValidationError
+
 from torchkiln.service.api.deps import EngineDep, SettingsDep
 from torchkiln.service.api.routes.jobs import validate_params
 from torchkiln.service.store import aliases, sweeps

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 from sqlalchemy.engine import Engine
+
 from torchkiln.models import REGISTRY
 from torchkiln.service.api.deps import EngineDep, SettingsDep
 from torchkiln.service.api.schemas import (

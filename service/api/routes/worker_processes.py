@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+
 from torchkiln.service.api.deps import EngineDep, SettingsDep
 from torchkiln.service.api.schemas import WorkerProcessPublic, WorkersPublic
 from torchkiln.service.store import worker_processes

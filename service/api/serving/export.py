@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save
 from sqlmodel import Session
+
 from torchkiln.service.store.checkpoint_files import load_checkpoint
 from torchkiln.service.store.errors import NoCheckpoint
 from torchkiln.service.store.jobs import get_job

@@ -15,6 +15,7 @@ import torch
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from torch import nn
+
 from torchkiln.models import REGISTRY
 from torchkiln.models.common.registry import ModelSpec
 from torchkiln.service.store.aliases import aliased_job_id

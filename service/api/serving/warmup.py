@@ -12,6 +12,7 @@ import logging
 import httpx
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
+
 from torchkiln.models import REGISTRY
 from torchkiln.service.api.serving.predictions import ModelCache
 

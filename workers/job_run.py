@@ -1,0 +1,276 @@
+"""One job on one worker: its lease and heartbeat, the best keeper, the epoch recorder,
+checkpoints and their retention, and the job's end state."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from sqlalchemy.engine import Engine
+
+from torchkiln.models import REGISTRY
+from torchkiln.models.common.registry import DataRoot, DataUnavailable, ModelSpec
+from torchkiln.service.store import progress, sweeps
+from torchkiln.service.store.cache_markers import announce_success
+from torchkiln.service.store.checkpoint_files import job_dir, load_checkpoint, save_checkpoint
+from torchkiln.service.store.db import read_session
+from torchkiln.service.store.jobs import (
+    Lease,
+    fail_job,
+    finish_job,
+    mark_cancelled,
+    mark_started,
+    release_job,
+)
+from torchkiln.service.store.settings import Settings
+from torchkiln.service.store.tables import CheckpointKind, Job
+from torchkiln.workers import job_logs
+from torchkiln.workers.best_keeper import BestKeeper
+from torchkiln.workers.checkpoint_payload import checkpoint_payload, restore_state
+from torchkiln.workers.devices import resolve_device
+from torchkiln.workers.early_stopping import MetricMissing, metric_value
+from torchkiln.workers.heartbeat import Heart
+from torchkiln.workers.training import (
+    Diverged,
+    FitOutcome,
+    FitResult,
+    TrainState,
+    fit,
+    new_state,
+    to_device,
+)
+
+logger = logging.getLogger(__name__)
+
+FLUSH_INTERVAL_S = 0.25
+
+
+class JobFailure(Exception):
+    """A job that cannot run; the message is stored on the job for the user."""
+
+
+@dataclass
+class EpochRecorder:
+    """Buffers per-epoch metrics and writes them at most every ``FLUSH_INTERVAL_S``.
+
+    Tiny models run thousands of epochs a second: one transaction per epoch would make the
+    database, not training, the bottleneck.
+    """
+
+    engine: Engine
+    lease: Lease
+    pending: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    flushed_at: float = field(default_factory=time.monotonic)
+
+    def add(self, epoch: int, metrics: dict[str, float]) -> None:
+        self.pending.append((epoch, metrics))
+        if time.monotonic() - self.flushed_at >= FLUSH_INTERVAL_S:
+            self.flush()
+
+    def flush(self) -> None:
+        progress.record_epochs(self.engine, self.lease, self.pending)
+        self.pending, self.flushed_at = [], time.monotonic()
+
+
+class JobRun:
+    """A claimed job, from its first heartbeat to finished, failed, cancelled or handed back."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        job: Job,
+        *,
+        device: str,
+        worker_id: int | None,
+        beat_interval_s: float,
+        should_pause: Callable[[], bool],
+    ) -> None:
+        assert job.id is not None
+        self.settings, self.engine, self.job, self.device = settings, engine, job, device
+        self.lease = Lease(job_id=job.id, attempt=job.attempts)
+        self.heart = Heart(
+            engine,
+            self.lease,
+            lease_s=settings.lease_seconds,
+            interval_s=beat_interval_s,
+            worker_id=worker_id,
+        )
+        # Warm shutdown: the epoch in progress finishes, then the job goes back to the queue.
+        self.should_pause = should_pause
+        self.best = BestKeeper(watch=None)  # replaced once the job's options are parsed
+
+    def perform(self) -> None:
+        """Train the job to its end, recording every outcome on the job row."""
+        job, lease, heart = self.job, self.lease, self.heart
+        heart.start()
+        job_log = job_logs.attach(self.settings.artifacts_dir, lease.job_id)
+        logger.info("job %s (%s): attempt %s", lease.job_id, job.model, lease.attempt)
+        try:
+            self.execute()
+        except (JobFailure, Diverged, DataUnavailable, MetricMissing) as error:
+            logger.warning("job %s failed: %s", job.id, error)
+            fail_job(self.engine, lease, str(error))
+        except torch.OutOfMemoryError as error:
+            # Retrying the same spec on the same device would run out of memory again.
+            logger.warning("job %s ran out of memory on %s", job.id, self.device)
+            fail_job(self.engine, lease, f"out of memory on {self.device}: {error}")
+        except Exception as error:
+            logger.exception("job %s failed", job.id)
+            fail_job(self.engine, lease, f"{type(error).__name__}: {error}")
+        finally:
+            heart.stop()
+            job_log.close()
+
+    def execute(self) -> None:
+        job, lease, heart = self.job, self.lease, self.heart
+        spec = REGISTRY.get(job.model)
+        if spec is None:
+            raise JobFailure(f"model {job.model!r} is not in this worker's catalogue")
+        options = spec.parse_options(job.params)
+        device = resolve_device(job.device_requested, self.device)
+        mark_started(self.engine, lease, device=str(device), torch_version=torch.__version__)
+        data_root = DataRoot(self.settings.data_dir, self.settings.allow_download)
+        data = to_device(spec.load_data(options, data_root), device)
+        self.best = BestKeeper(options.watch, options.keep_last, options.keep_best)
+        state = self.initial_state(spec, options, device)
+        recorder = EpochRecorder(self.engine, lease)
+        sinks = job_logs.epoch_sinks(self.settings.artifacts_dir, lease.job_id, state.epoch)
+        interval = options.checkpoint_interval()
+
+        def on_epoch(state: TrainState, metrics: dict[str, float]) -> None:
+            recorder.add(state.epoch, metrics)
+            self.best.observe(state, metrics, spec.name)
+            sinks.add(state.epoch, metrics)
+            if state.epoch % interval == 0 and state.epoch < options.epochs:
+                recorder.flush()
+                self.checkpoint(spec, state, is_final=False)
+
+        halving = sweeps.halving_for(self.engine, job)
+
+        def at_rung(state: TrainState, metrics: dict[str, float]) -> str | None:
+            """A sweep child with halving goes on past a rung only in the top part there."""
+            if halving is None or state.epoch not in halving.rungs:
+                return None
+            recorder.flush()  # siblings reaching this rung later compare against this value
+            value = metric_value(metrics, halving.metric, "sweep")
+            return halving.decide(lease.job_id, state.epoch, value)
+
+        try:
+            result = fit(
+                spec,
+                options,
+                data,
+                state,
+                on_epoch=on_epoch,
+                should_stop=heart.should_stop,
+                should_pause=self.should_pause,
+                should_end=at_rung,
+                fused_steps=self.settings.fused_mlp_step,
+            )
+        finally:
+            recorder.flush()
+            sinks.close()
+        self.conclude(spec, state, result)
+
+    def conclude(self, spec: ModelSpec, state: TrainState, result: FitResult) -> None:
+        lease, heart = self.lease, self.heart
+        job_id = lease.job_id
+        if result.outcome in (FitOutcome.COMPLETED, FitOutcome.STOPPED_EARLY):
+            self.checkpoint(spec, state, is_final=True)
+            # Announce first: a cache that sees the marker before the commit just doesn't
+            # cache (see service.predictions), while the reverse order could serve stale.
+            announce_success(self.settings.artifacts_dir, spec.name, job_id)
+            finish_job(self.engine, lease, stop_reason=result.reason)
+            logger.info(
+                "job %s succeeded after %s epochs%s",
+                job_id,
+                state.epoch,
+                f" ({result.reason})" if result.reason else "",
+            )
+        elif heart.is_lost.is_set():
+            logger.warning("job %s: stopped, another worker owns it now", job_id)
+        elif heart.is_cancel_requested.is_set():
+            # The partial epoch is dropped: the last checkpoint stays the newest.
+            mark_cancelled(self.engine, lease)
+            logger.info("job %s cancelled at epoch %s", job_id, state.epoch)
+        else:
+            # Warm shutdown: the epoch finished, so this checkpoint resumes exactly.
+            self.checkpoint(spec, state, is_final=False)
+            release_job(self.engine, lease)
+            logger.info("job %s handed back to the queue at epoch %s", job_id, state.epoch)
+
+    def initial_state(self, spec: ModelSpec, options: Any, device: torch.device) -> TrainState:
+        """A fresh network, resumed from this job's checkpoint or started from ``init_from``."""
+        lease = self.lease
+        state = new_state(spec, options, device)
+        rewind = progress.rewind_to_checkpoint(self.engine, lease)
+        self.unlink(rewind.stale_paths)
+        if rewind.best is not None:
+            self.best.epoch, self.best.value = rewind.best.epoch, rewind.best.metric_value
+        checkpoint = rewind.checkpoint
+        if checkpoint is not None:
+            path = self.settings.artifacts_dir / checkpoint.path
+            restore_state(state, load_checkpoint(path, device, checkpoint.sha256))
+            logger.info("job %s resumes from epoch %s", lease.job_id, state.epoch)
+        elif options.init_from is not None:
+            state.module.load_state_dict(self.weights_of(options.init_from, spec, device))
+        return state
+
+    def weights_of(self, job_id: int, spec: ModelSpec, device: torch.device) -> dict[str, Any]:
+        with read_session(self.engine) as session:
+            source = session.get(Job, job_id)
+            checkpoint = progress.serving_checkpoint(session, job_id) if source else None
+        if source is None or source.model != spec.name or checkpoint is None:
+            raise JobFailure(f"init_from={job_id}: no checkpoint of a {spec.name} job with that id")
+        path = self.settings.artifacts_dir / checkpoint.path
+        return load_checkpoint(path, device, checkpoint.sha256)["model"]
+
+    def checkpoint(self, spec: ModelSpec, state: TrainState, is_final: bool) -> None:
+        """Write the pending best (if any), then the last; retention drops the oldest of each."""
+        folder = Path(job_dir(Path("."), self.lease.job_id))
+        best = self.best.take_pending()
+        if best is not None:
+            self.save(
+                best,
+                folder / f"epoch-{self.best.epoch:06d}.best.pt",
+                CheckpointKind.BEST,
+                metric_value=self.best.value,
+            )
+        self.save(
+            checkpoint_payload(state, spec.name),
+            folder / f"epoch-{state.epoch:06d}.pt",
+            CheckpointKind.LAST,
+            is_final=is_final,
+        )
+
+    def save(
+        self,
+        payload: dict[str, Any],
+        relative: Path,
+        kind: CheckpointKind,
+        *,
+        is_final: bool = False,
+        metric_value: float | None = None,
+    ) -> None:
+        saved = save_checkpoint(payload, self.settings.artifacts_dir / relative)
+        record = progress.CheckpointFile(
+            epoch=int(payload["epoch"]),
+            path=relative.as_posix(),
+            sha256=saved.sha256,
+            size_bytes=saved.size_bytes,
+            is_final=is_final,
+            kind=kind,
+            metric_value=metric_value,
+        )
+        keep = self.best.keep_best if kind == CheckpointKind.BEST else self.best.keep_last
+        self.unlink(progress.record_checkpoint(self.engine, self.lease, record, keep=keep))
+
+    def unlink(self, paths: list[str]) -> None:
+        for path in paths:
+            (self.settings.artifacts_dir / path).unlink(missing_ok=True)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from torchkiln.service.api.serving.predictions import ModelCache
+from torchkiln.service.store.db import read_session, write_session
 from torchkiln.service.store.settings import Settings
 
 
@@ -30,6 +33,22 @@ async def get_model_cache(request: Request) -> ModelCache:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]
+
+
+def get_read_session(engine: EngineDep) -> Iterator[Session]:
+    with read_session(engine) as session:
+        yield session
+
+
+def get_write_session(engine: EngineDep) -> Iterator[Session]:
+    with write_session(engine) as session:
+        yield session
+
+
+# scope="function": the session closes (and a write commits) when the handler returns, before
+# the response is sent, so a failed commit is the client's error answer, never a lost write.
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
+WriteSessionDep = Annotated[Session, Depends(get_write_session, scope="function")]
 
 _bearer = HTTPBearer(auto_error=False, description="Required when TORCHKILN_API_KEY is set.")
 

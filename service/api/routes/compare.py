@@ -12,9 +12,8 @@ import orjson
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
-from torchkiln.service.api.deps import EngineDep
+from torchkiln.service.api.deps import ReadSessionDep
 from torchkiln.service.store import jobs, metric_history
-from torchkiln.service.store.db import read_session
 from torchkiln.service.store.errors import InvalidInput
 from torchkiln.service.store.tables import MAX_ROW_ID
 
@@ -57,7 +56,7 @@ def series_by_name(points: list[metric_history.Point]) -> dict[str, list[list[An
 
 @router.get("/compare")
 def compare_jobs(
-    engine: EngineDep,
+    session: ReadSessionDep,
     ids: Annotated[list[str], Query(description="Job ids, comma-separated: ids=3,5,8.")],
     names: Annotated[
         list[str] | None, Query(description="Metrics, comma-separated; default: all.")
@@ -69,26 +68,25 @@ def compare_jobs(
     """Aligned histories of several jobs: per job, ``series[name] = [[epoch, value], ...]``."""
     job_ids, wanted = parse_ids(ids), split_list(names) or None
     data = []
-    with read_session(engine) as session:
-        for job_id in job_ids:
-            job = jobs.get_job(session, job_id)
-            points = metric_history.read_points(
-                session, job_id, names=wanted, since=None, limit=MAX_ROWS_PER_JOB
-            )
-            if wanted is None:
-                points = [p for p in points if p[2] not in HIDDEN_BY_DEFAULT]
-            if max_points is not None:
-                points = metric_history.downsample(points, max_points)
-            data.append(
-                {
-                    "job_id": job_id,
-                    "model": job.model,
-                    "status": job.status,
-                    "params": job.params,
-                    "sweep_id": job.sweep_id,
-                    "series": series_by_name(points),
-                }
-            )
+    for job_id in job_ids:
+        job = jobs.get_job(session, job_id)
+        points = metric_history.read_points(
+            session, job_id, names=wanted, since=None, limit=MAX_ROWS_PER_JOB
+        )
+        if wanted is None:
+            points = [p for p in points if p[2] not in HIDDEN_BY_DEFAULT]
+        if max_points is not None:
+            points = metric_history.downsample(points, max_points)
+        data.append(
+            {
+                "job_id": job_id,
+                "model": job.model,
+                "status": job.status,
+                "params": job.params,
+                "sweep_id": job.sweep_id,
+                "series": series_by_name(points),
+            }
+        )
     found = sorted({name for item in data for name in item["series"]})
     body = {"names": wanted or found, "data": data}
     return Response(orjson.dumps(body), media_type="application/json")

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from torchkiln.models import REGISTRY
-from torchkiln.service.api.deps import EngineDep, SettingsDep
+from torchkiln.service.api.deps import ReadSessionDep, SettingsDep, WriteSessionDep
 from torchkiln.service.api.schemas import (
     JobCreate,
     JobPublic,
@@ -20,7 +20,6 @@ from torchkiln.service.api.schemas import (
     WorkerPublic,
 )
 from torchkiln.service.store import jobs, metric_history, versions
-from torchkiln.service.store.db import read_session, write_session
 from torchkiln.service.store.states import TERMINAL, JobState
 from torchkiln.service.store.tables import MAX_ROW_ID, Job, utcnow
 
@@ -73,61 +72,55 @@ def validate_params(spec_name: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=JobPublic)
-def submit_job(body: JobCreate, engine: EngineDep, settings: SettingsDep) -> JobPublic:
+def submit_job(body: JobCreate, session: WriteSessionDep, settings: SettingsDep) -> JobPublic:
     """Queue a training job. Its params are checked against the model's option schema."""
     params = validate_params(body.model, body.params)
-    with write_session(engine) as session:
-        job = jobs.enqueue_job(
-            session=session,
-            model=body.model,
-            params=params,
-            device=body.device,
-            priority=body.priority,
-            max_attempts=settings.max_attempts,
-        )
-        position = jobs.queue_positions(session, [job]).get(job.id)  # type: ignore[arg-type]
+    job = jobs.enqueue_job(
+        session=session,
+        model=body.model,
+        params=params,
+        device=body.device,
+        priority=body.priority,
+        max_attempts=settings.max_attempts,
+    )
+    position = jobs.queue_positions(session, [job]).get(job.id)  # type: ignore[arg-type]
     return job_public(job, position)
 
 
 @router.get("", response_model=JobsPublic)
 def list_jobs(
-    engine: EngineDep,
+    session: ReadSessionDep,
     status: JobState | None = None,
     model: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
 ) -> JobsPublic:
     """Jobs newest first, optionally only one status or model."""
-    with read_session(engine) as session:
-        page, count = jobs.list_jobs(
-            session, status=status, model=model, limit=limit, offset=offset
-        )
-        positions = jobs.queue_positions(session, page)
-        sizes = versions.disk_bytes(session, [j.id for j in page])  # type: ignore[misc]
+    page, count = jobs.list_jobs(session, status=status, model=model, limit=limit, offset=offset)
+    positions = jobs.queue_positions(session, page)
+    sizes = versions.disk_bytes(session, [j.id for j in page])  # type: ignore[misc]
     data = [job_public(j, positions.get(j.id), sizes.get(j.id, 0)) for j in page]  # type: ignore[arg-type]
     return JobsPublic(data=data, count=count)
 
 
 @router.get("/{job_id}", response_model=JobPublic)
-def read_job(job_id: int, engine: EngineDep) -> JobPublic:
-    with read_session(engine) as session:
-        job = jobs.get_job(session, job_id)
-        size = versions.disk_bytes(session, [job_id]).get(job_id, 0)
-        return job_public(job, jobs.queue_positions(session, [job]).get(job_id), size)
+def read_job(job_id: int, session: ReadSessionDep) -> JobPublic:
+    job = jobs.get_job(session, job_id)
+    size = versions.disk_bytes(session, [job_id]).get(job_id, 0)
+    return job_public(job, jobs.queue_positions(session, [job]).get(job_id), size)
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic)
-def cancel_job(job_id: int, engine: EngineDep) -> JobPublic:
+def cancel_job(job_id: int, session: WriteSessionDep) -> JobPublic:
     """A queued job is cancelled now; a running one stops at its next batch."""
-    with write_session(engine) as session:
-        job = jobs.cancel_job(session, job_id)
+    job = jobs.cancel_job(session, job_id)
     return job_public(job)
 
 
 @router.get("/{job_id}/metrics", response_model=MetricsPublic)
 def read_metrics(
     job_id: int,
-    engine: EngineDep,
+    session: ReadSessionDep,
     name: Annotated[list[str] | None, Query(description="Only these metrics.")] = None,
     since: Annotated[int | None, Query(ge=0, description="Cursor: points after this id.")] = None,
     limit: Annotated[int, Query(ge=1, le=200_000)] = 20_000,
@@ -136,9 +129,8 @@ def read_metrics(
     ] = None,
 ) -> Response:
     """The per-epoch history. Poll with ``since``; plot long runs with ``max_points``."""
-    with read_session(engine) as session:
-        jobs.get_job(session, job_id)
-        points = metric_history.read_points(session, job_id, names=name, since=since, limit=limit)
+    jobs.get_job(session, job_id)
+    points = metric_history.read_points(session, job_id, names=name, since=since, limit=limit)
     next_since = points[-1][0] if points else since
     is_truncated = len(points) == limit
     if max_points is not None:

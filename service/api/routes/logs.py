@@ -9,10 +9,9 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Query
 
-from torchkiln.service.api.deps import EngineDep, SettingsDep
+from torchkiln.service.api.deps import ReadSessionDep, SettingsDep
 from torchkiln.service.api.schemas import JobLogsPublic
 from torchkiln.service.store import jobs
-from torchkiln.service.store.db import read_session
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -49,14 +48,13 @@ def parse_line(line: bytes) -> dict[str, Any]:
 @router.get("/{job_id}/logs", response_model=JobLogsPublic)
 def read_job_logs(
     job_id: int,
-    engine: EngineDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
     since: Annotated[int, Query(ge=0, description="Skip this many lines (a cursor).")] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1_000,
 ) -> JobLogsPublic:
     """The job's log lines from line ``since``; poll with ``next_since``. Empty until the
     job starts. Each line has time, level, logger, message, job_id, pid (and exception)."""
-    with read_session(engine) as session:
-        jobs.get_job(session, job_id)
+    jobs.get_job(session, job_id)
     lines = read_lines(job_log_path(settings.artifacts_dir, job_id), since, limit)
     return JobLogsPublic(job_id=job_id, lines=lines, next_since=since + len(lines))

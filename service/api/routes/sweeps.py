@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from fastapi.exceptions import RequestValidationError
 
-from torchkiln.service.api.deps import EngineDep, SettingsDep
+from torchkiln.service.api.deps import EngineDep, ReadSessionDep, SettingsDep, WriteSessionDep
 from torchkiln.service.api.routes.jobs import validate_params
 from torchkiln.service.store import aliases, sweeps
 from torchkiln.service.store.cache_markers import touch_aliases
@@ -66,27 +66,25 @@ def trial_params(body: SweepCreate) -> list[dict]:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SweepPublic)
-def create_sweep(body: SweepCreate, engine: EngineDep, settings: SettingsDep) -> SweepPublic:
+def create_sweep(body: SweepCreate, session: WriteSessionDep, settings: SettingsDep) -> SweepPublic:
     """Queue one job per trial, below interactive jobs; the worker pool runs them."""
     params = trial_params(body)
-    with write_session(engine) as session:
-        sweep = sweeps.create_sweep(
-            session, body=body, trial_params=params, max_attempts=settings.max_attempts
-        )
-        public = sweep_public(sweep, sweeps.leaderboard(session, sweep))
+    sweep = sweeps.create_sweep(
+        session, body=body, trial_params=params, max_attempts=settings.max_attempts
+    )
+    public = sweep_public(sweep, sweeps.leaderboard(session, sweep))
     return public
 
 
 @router.get("", response_model=SweepsPublic)
 def list_sweeps(
-    engine: EngineDep,
+    session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
 ) -> SweepsPublic:
     """Sweeps newest first, with how many of their trials have ended."""
-    with read_session(engine) as session:
-        page, count = sweeps.list_sweeps(session, limit=limit, offset=offset)
-        data = [sweep_public(s, sweeps.leaderboard(session, s)) for s in page]
+    page, count = sweeps.list_sweeps(session, limit=limit, offset=offset)
+    data = [sweep_public(s, sweeps.leaderboard(session, s)) for s in page]
     return SweepsPublic(data=data, count=count)
 
 
@@ -111,14 +109,13 @@ def read_sweep(sweep_id: int, engine: EngineDep) -> SweepBoard:
     response_model=SweepPublic,
     responses={409: {"description": "The sweep has already ended."}},
 )
-def cancel_sweep(sweep_id: int, engine: EngineDep) -> SweepPublic:
+def cancel_sweep(sweep_id: int, session: WriteSessionDep) -> SweepPublic:
     """Cancel the trials still queued (now) or running (at their next batch)."""
-    with write_session(engine) as session:
-        sweep = sweeps.get_sweep(session, sweep_id)
-        sweeps.cancel_sweep(session, sweep)
-        trials = sweeps.leaderboard(session, sweep)
-        sweeps.settle(session, sweep, trials)
-        public = sweep_public(sweep, trials)
+    sweep = sweeps.get_sweep(session, sweep_id)
+    sweeps.cancel_sweep(session, sweep)
+    trials = sweeps.leaderboard(session, sweep)
+    sweeps.settle(session, sweep, trials)
+    public = sweep_public(sweep, trials)
     return public
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Response, status
 from sqlalchemy.engine import Engine
 
 from torchkiln.models import REGISTRY
-from torchkiln.service.api.deps import EngineDep, SettingsDep
+from torchkiln.service.api.deps import EngineDep, ReadSessionDep, SettingsDep
 from torchkiln.service.api.schemas import (
     AliasesPublic,
     AliasPublic,
@@ -46,19 +46,17 @@ def alias_public(row: ModelAlias) -> AliasPublic:
 
 
 @router.get("/models/{model}/versions", response_model=VersionsPublic)
-def list_versions(model: str, engine: EngineDep) -> VersionsPublic:
+def list_versions(model: str, session: ReadSessionDep) -> VersionsPublic:
     """Succeeded jobs of the model, newest first, with final metrics, best epoch, aliases."""
-    with read_session(engine) as session:
-        rows = versions.version_rows(session, known_model(model))
-        total = versions.usage_by_model(session).get(model, 0)
+    rows = versions.version_rows(session, known_model(model))
+    total = versions.usage_by_model(session).get(model, 0)
     data = [VersionPublic(**row) for row in rows]
     return VersionsPublic(model=model, data=data, count=len(data), disk_bytes=total)
 
 
 @router.get("/models/{model}/aliases", response_model=AliasesPublic)
-def list_aliases(model: str, engine: EngineDep) -> AliasesPublic:
-    with read_session(engine) as session:
-        rows = aliases.list_aliases(session, known_model(model))
+def list_aliases(model: str, session: ReadSessionDep) -> AliasesPublic:
+    rows = aliases.list_aliases(session, known_model(model))
     return AliasesPublic(data=[alias_public(r) for r in rows], count=len(rows))
 
 
@@ -86,10 +84,9 @@ def delete_alias(
 
 
 @router.get("/usage", response_model=UsagePublic)
-def read_usage(engine: EngineDep) -> UsagePublic:
+def read_usage(session: ReadSessionDep) -> UsagePublic:
     """Bytes of checkpoints kept on disk, in total and per model."""
-    with read_session(engine) as session:
-        by_model = versions.usage_by_model(session)
+    by_model = versions.usage_by_model(session)
     return UsagePublic(disk_bytes=sum(by_model.values()), models=by_model)
 
 
@@ -121,10 +118,9 @@ def reannounce(engine: Engine, settings: Settings, model: str) -> None:
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
-def download_checkpoint(job_id: int, engine: EngineDep, settings: SettingsDep) -> Response:
+def download_checkpoint(job_id: int, session: ReadSessionDep, settings: SettingsDep) -> Response:
     """The serving weights (best, else last) as safetensors; metadata has model and options."""
-    with read_session(engine) as session:
-        filename, data = export_weights(session, settings.artifacts_dir, job_id)
+    filename, data = export_weights(session, settings.artifacts_dir, job_id)
     return Response(
         data,
         media_type="application/octet-stream",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from torchkiln.models.common.watch import Watch
+from torchkiln.models.common.watched_metric import Watch
 from torchkiln.workers.training import TrainState
 
 

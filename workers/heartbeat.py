@@ -13,7 +13,7 @@ from torchkiln.service.store.worker_processes import beat_worker
 logger = logging.getLogger(__name__)
 
 
-class Heart(threading.Thread):
+class LeaseHeartbeat(threading.Thread):
     """Beats every ``interval_s`` while training runs; the training loop only reads flags."""
 
     def __init__(

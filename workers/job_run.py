@@ -34,7 +34,7 @@ from torchkiln.workers.best_keeper import BestKeeper
 from torchkiln.workers.checkpoint_payload import checkpoint_payload, restore_state
 from torchkiln.workers.devices import resolve_device
 from torchkiln.workers.early_stopping import MetricMissing, metric_value
-from torchkiln.workers.heartbeat import Heart
+from torchkiln.workers.heartbeat import LeaseHeartbeat
 from torchkiln.workers.training import (
     Diverged,
     FitOutcome,
@@ -94,10 +94,10 @@ class JobRun:
         assert job.id is not None
         self.settings, self.engine, self.job, self.device = settings, engine, job, device
         self.lease = Lease(job_id=job.id, attempt=job.attempts)
-        self.heart = Heart(
+        self.heart = LeaseHeartbeat(
             engine,
             self.lease,
-            lease_s=settings.lease_seconds,
+            lease_s=settings.lease_s,
             interval_s=beat_interval_s,
             worker_id=worker_id,
         )

@@ -39,7 +39,7 @@ class Worker:
         self.identity = WorkerIdentity.current(os.getpid())
         self.maintained_at = 0.0
         self.beaten_at = 0.0
-        self.beat_interval_s = min(settings.lease_seconds / 3, 1.0)
+        self.beat_interval_s = min(settings.lease_s / 3, 1.0)
         self.worker_id: int | None = None
 
     def work(self) -> None:
@@ -58,7 +58,7 @@ class Worker:
                 self.engine,
                 worker=self.identity,
                 devices=claimable_requests(self.device),
-                lease_s=self.settings.lease_seconds,
+                lease_s=self.settings.lease_s,
             )
             if job is None:
                 self.stop.wait(self.settings.poll_interval_s)
@@ -76,7 +76,7 @@ class Worker:
     def maintain(self) -> None:
         """Requeue jobs whose workers died; every worker does it, at most twice a lease."""
         now = time.monotonic()
-        if now - self.maintained_at >= self.settings.lease_seconds / 2:
+        if now - self.maintained_at >= self.settings.lease_s / 2:
             self.maintained_at = now
             for job_id in requeue_stale_jobs(self.engine):
                 logger.warning("job %s: lease expired, requeued or failed", job_id)

@@ -16,7 +16,7 @@ from torchkiln.models.common.schedules import (
     Schedule,
     StepSchedule,
 )
-from torchkiln.models.common.watch import Watch
+from torchkiln.models.common.watched_metric import Watch
 
 # Devices whose fused optimizer kernels torch ships for SGD and Adam (Adagrad: CPU only).
 FUSED_DEVICES = frozenset({"cpu", "cuda"})

@@ -167,7 +167,9 @@ def claim_next_job(
         return row[0] if row is not None else None
 
 
-def _fenced(lease: Lease) -> Any:
+def fenced_update(lease: Lease) -> Any:
+    """An UPDATE of the job that matches only while ``lease`` still holds it: the fence every
+    write a worker makes under its lease goes through."""
     return sa.update(Job).where(
         col(Job.id) == lease.job_id,
         Job.status == JobState.RUNNING,
@@ -177,7 +179,7 @@ def _fenced(lease: Lease) -> Any:
 
 def mark_started(engine: Engine, lease: Lease, *, device: str, torch_version: str) -> None:
     with write_session(engine) as session:
-        session.exec(_fenced(lease).values(device=device, torch_version=torch_version))
+        session.exec(fenced_update(lease).values(device=device, torch_version=torch_version))
 
 
 @dataclass(frozen=True)
@@ -190,7 +192,7 @@ def heartbeat(engine: Engine, lease: Lease, *, lease_s: float) -> HeartbeatReply
     """Renew the lease; tells the worker whether it still owns the job and if cancel was asked."""
     now = utcnow()
     statement = (
-        _fenced(lease)
+        fenced_update(lease)
         .values(heartbeat_at=now, lease_expires_at=now + timedelta(seconds=lease_s))
         .returning(Job.is_cancel_requested)
     )
@@ -204,7 +206,7 @@ def heartbeat(engine: Engine, lease: Lease, *, lease_s: float) -> HeartbeatReply
 def _finalize(engine: Engine, lease: Lease, **values: Any) -> bool:
     with write_session(engine) as session:
         result = session.exec(
-            _fenced(lease).values(finished_at=utcnow(), lease_expires_at=None, **values)
+            fenced_update(lease).values(finished_at=utcnow(), lease_expires_at=None, **values)
         )
         return result.rowcount == 1
 
@@ -226,7 +228,7 @@ def release_job(engine: Engine, lease: Lease) -> bool:
     """Hand a job back to the queue on a warm shutdown; this attempt does not count."""
     with write_session(engine) as session:
         result = session.exec(
-            _fenced(lease).values(
+            fenced_update(lease).values(
                 status=JobState.QUEUED,
                 attempts=Job.attempts - 1,
                 worker_host=None,

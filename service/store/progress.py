@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from torchkiln.service.store.db import write_session
-from torchkiln.service.store.jobs import Lease
+from torchkiln.service.store.jobs import Lease, fenced_update
 from torchkiln.service.store.metric_history import add_points, delete_points_after
 from torchkiln.service.store.states import JobState
 from torchkiln.service.store.tables import Checkpoint, CheckpointKind, Job, utcnow
@@ -19,15 +18,7 @@ from torchkiln.service.store.tables import Checkpoint, CheckpointKind, Job, utcn
 def _own(session: Session, lease: Lease, **values: object) -> bool:
     """Apply ``values`` to the job if this lease still holds it; False if it moved on."""
     values = values or {"heartbeat_at": utcnow()}
-    result = session.exec(
-        sa.update(Job)
-        .where(
-            col(Job.id) == lease.job_id,
-            Job.status == JobState.RUNNING,
-            Job.attempts == lease.attempt,
-        )
-        .values(**values)
-    )
+    result = session.exec(fenced_update(lease).values(**values))
     return result.rowcount == 1
 
 

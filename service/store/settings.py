@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_HOME = Path(".torchkiln")
@@ -26,8 +26,13 @@ class Settings(BaseSettings):
     workers: int | None = Field(
         None, ge=0, le=64, description="Worker processes; default one per GPU, else 1."
     )
-    lease_seconds: float = Field(
-        30.0, gt=0, le=3600, description="A running job's lease; renewed by heartbeat."
+    lease_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        # TORCHKILN_LEASE_SECONDS is the name before durations all ended in _s; still read.
+        validation_alias=AliasChoices("lease_s", "TORCHKILN_LEASE_S", "TORCHKILN_LEASE_SECONDS"),
+        description="A running job's lease; renewed by heartbeat.",
     )
     sqlite_busy_timeout_s: float = Field(
         10.0, gt=0, le=300, description="How long a SQLite write waits for the lock, then 503."

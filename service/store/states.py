@@ -1,4 +1,5 @@
-"""Job states. Stored as text, compared as enum members."""
+"""Every state enum: jobs, sweeps, trials and worker processes. Stored as text, compared as
+enum members."""
 
 from enum import StrEnum
 
@@ -24,3 +25,21 @@ class WorkerState(StrEnum):
     BUSY = "busy"
     STOPPED = "stopped"
     LOST = "lost"
+
+
+class SweepState(StrEnum):
+    """A sweep runs from creation; cancelling lasts until its running trials have stopped."""
+
+    RUNNING = "running"
+    CANCELLING = "cancelling"
+    FINISHED = "finished"
+    CANCELLED = "cancelled"
+
+    def is_settled(self) -> bool:
+        return self in SWEEP_SETTLED
+
+
+SWEEP_SETTLED = frozenset({SweepState.FINISHED, SweepState.CANCELLED})
+
+# A trial stopped by successive halving: a succeeded job whose stop reason starts with this.
+TRIAL_PRUNED = "pruned"

@@ -17,11 +17,15 @@ from torchkiln.service.store.db import read_session
 from torchkiln.service.store.errors import InvalidInput, SweepNotCancellable, SweepNotFound
 from torchkiln.service.store.jobs import cancel_job, enqueue_job
 from torchkiln.service.store.metric_history import finite_or_none
-from torchkiln.service.store.states import TERMINAL, JobState
+from torchkiln.service.store.states import (
+    SWEEP_SETTLED,
+    TERMINAL,
+    TRIAL_PRUNED,
+    JobState,
+    SweepState,
+)
 from torchkiln.service.store.sweep_specs import MAX_TRIALS, Choice, Range, SweepCreate
 from torchkiln.service.store.tables import MAX_ROW_ID, Job, MetricPoint, Sweep
-
-PRUNED = "pruned"
 
 
 def trial_assignments(body: SweepCreate) -> list[dict[str, Any]]:
@@ -93,11 +97,6 @@ def list_sweeps(session: Session, *, limit: int, offset: int) -> tuple[list[Swee
     return list(page.all()), count
 
 
-# A sweep is "running" from creation; these are the states it can move to.
-CANCELLING, FINISHED, CANCELLED = "cancelling", "finished", "cancelled"
-SETTLED = frozenset({FINISHED, CANCELLED})
-
-
 @dataclass(frozen=True)
 class Trial:
     job: Job
@@ -107,7 +106,7 @@ class Trial:
     @property
     def status(self) -> str:
         reason = self.job.stop_reason or ""
-        return PRUNED if reason.startswith(PRUNED) else str(self.job.status)
+        return TRIAL_PRUNED if reason.startswith(TRIAL_PRUNED) else str(self.job.status)
 
 
 def best_values(
@@ -158,11 +157,13 @@ def winner(trials: Sequence[Trial]) -> Trial | None:
 def settle(session: Session, sweep: Sweep, trials: Sequence[Trial]) -> bool:
     """Once every trial ended, record the winner, and a running sweep as finished (a
     cancelled one stays cancelled); True if it changed."""
-    if sweep.status in SETTLED or any(t.job.status not in TERMINAL for t in trials):
+    if sweep.status in SWEEP_SETTLED or any(t.job.status not in TERMINAL for t in trials):
         return False
     best = winner(trials)
     sweep.winner_job_id = best.job.id if best else None
-    sweep.status = CANCELLED if sweep.status == CANCELLING else FINISHED
+    sweep.status = (
+        SweepState.CANCELLED if sweep.status == SweepState.CANCELLING else SweepState.FINISHED
+    )
     session.add(sweep)
     return True
 
@@ -173,14 +174,14 @@ def cancel_sweep(session: Session, sweep: Sweep) -> list[int]:
     The sweep reads "cancelling" until the running trials have stopped, then "cancelled";
     trials that had already succeeded keep their results, so a winner can still be promoted.
     """
-    if sweep.status in SETTLED:
+    if sweep.status in SWEEP_SETTLED:
         raise SweepNotCancellable(sweep.id, sweep.status)  # type: ignore[arg-type]
     pending = session.exec(
         select(Job.id).where(Job.sweep_id == sweep.id, col(Job.status).not_in(TERMINAL))
     ).all()
     for job_id in pending:
         cancel_job(session, job_id)
-    sweep.status = CANCELLING
+    sweep.status = SweepState.CANCELLING
     session.add(sweep)
     return list(pending)
 
@@ -208,7 +209,10 @@ class RungRule:
         value_or_none = finite_or_none(value)
         recorded = [v for v in [*others, value_or_none] if v is not None]
         if value_or_none is None:
-            return f"{PRUNED} by successive halving at epoch {epoch}: {self.metric} is not finite"
+            return (
+                f"{TRIAL_PRUNED} by successive halving at epoch {epoch}: "
+                f"{self.metric} is not finite"
+            )
         # The 1/eta quantile from the good end: a trial worse than it is in the bottom part.
         signed = sorted(v if self.mode == "min" else -v for v in recorded)
         cutoff = _quantile(signed, 1 / self.eta)
@@ -217,7 +221,7 @@ class RungRule:
             return None
         shown = cutoff if self.mode == "min" else -cutoff
         return (
-            f"{PRUNED} by successive halving at epoch {epoch}: {self.metric} {value:.4g} "
+            f"{TRIAL_PRUNED} by successive halving at epoch {epoch}: {self.metric} {value:.4g} "
             f"is not in the top 1/{self.eta} of {len(recorded)} trials (cutoff {shown:.4g})"
         )
 

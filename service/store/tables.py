@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from torchkiln.service.store.states import JobState, WorkerState
+from torchkiln.service.store.states import JobState, SweepState, WorkerState
 
 
 class UTCDateTime(sa.types.TypeDecorator):
@@ -187,6 +187,6 @@ class Sweep(SQLModel, table=True):
     spec: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
     metric: str = Field(max_length=64)
     mode: str = Field(max_length=8)
-    status: str = Field(default="running", max_length=16)
+    status: str = Field(default=SweepState.RUNNING, max_length=16)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     winner_job_id: int | None = Field(default=None)

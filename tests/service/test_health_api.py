@@ -32,7 +32,7 @@ def test_readyz_needs_a_live_worker(client: TestClient) -> None:
 def test_a_worker_silent_for_two_leases_is_not_live(client: TestClient) -> None:
     engine = engine_of(client)
     worker_id = worker_processes.register_worker(engine, WORKER, "cpu")
-    lease_s = client.app.state.settings.lease_seconds  # type: ignore[attr-defined]
+    lease_s = client.app.state.settings.lease_s  # type: ignore[attr-defined]
     with write_session(engine) as session:
         session.exec(
             sa.update(WorkerProcess)

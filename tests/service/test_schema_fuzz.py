@@ -30,7 +30,7 @@ ROOT = Path(tempfile.mkdtemp(prefix="torchkiln-fuzz-"))
 API_KEY = "fuzz-key"
 # A long lease keeps the registered worker live, so /readyz answers 200 throughout.
 SETTINGS = make_settings(ROOT, f"sqlite:///{ROOT / 'kiln.db'}").model_copy(
-    update={"api_key": SecretStr(API_KEY), "lease_seconds": 3600.0}
+    update={"api_key": SecretStr(API_KEY), "lease_s": 3600.0}
 )
 APP = create_app(SETTINGS)
 CONFIG = SchemathesisConfig.from_dict(

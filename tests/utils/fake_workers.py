@@ -22,7 +22,7 @@ def _claim(engine: Engine, settings: Settings, stop: Any) -> Job | None:
     identity = WorkerIdentity.current(os.getpid())
     while not stop.is_set():
         job = claim_next_job(
-            engine, worker=identity, devices=["auto", "cpu"], lease_s=settings.lease_seconds
+            engine, worker=identity, devices=["auto", "cpu"], lease_s=settings.lease_s
         )
         if job is not None:
             return job
@@ -38,7 +38,7 @@ def stubborn_worker(settings: Settings, device: str, threads: int, stop: Any) ->
     job = _claim(engine, settings, stop)
     while job is not None:
         assert job.id is not None
-        heartbeat(engine, Lease(job.id, job.attempts), lease_s=settings.lease_seconds)
+        heartbeat(engine, Lease(job.id, job.attempts), lease_s=settings.lease_s)
         time.sleep(0.2)
 
 

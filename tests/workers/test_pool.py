@@ -25,7 +25,7 @@ LONG_LEASE_S = 600.0
 
 def pool_settings(tmp_path: Path, **overrides: object) -> Settings:
     base = make_settings(tmp_path, f"sqlite:///{tmp_path / 'kiln.db'}")
-    return base.model_copy(update={"lease_seconds": LONG_LEASE_S, **overrides})
+    return base.model_copy(update={"lease_s": LONG_LEASE_S, **overrides})
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ def readyz(engine: EngineDep, settings: SettingsDep) -> JSONResponse:
         if not is_at_head(engine):
             return _not_ready("database schema is not at the newest migration")
         with read_session(engine) as session:
-            live = worker_processes.count_live_workers(session, settings.lease_seconds)
+            live = worker_processes.count_live_workers(session, settings.lease_s)
     except sa.exc.SQLAlchemyError:
         return _not_ready("database unreachable")
     if live == 0:

@@ -13,6 +13,7 @@ from torchkiln.service.store import aliases, sweeps
 from torchkiln.service.store.cache_markers import touch_aliases
 from torchkiln.service.store.db import read_session, write_session
 from torchkiln.service.store.errors import NoSweepWinner
+from torchkiln.service.store.states import SWEEP_SETTLED
 from torchkiln.service.store.sweep_specs import (
     PromoteBody,
     SweepBoard,
@@ -94,7 +95,7 @@ def read_sweep(sweep_id: int, engine: EngineDep) -> SweepBoard:
     with read_session(engine) as session:
         sweep = sweeps.get_sweep(session, sweep_id)
         trials = sweeps.leaderboard(session, sweep)
-    if sweep.status not in sweeps.SETTLED and all(t.job.status.is_finalized() for t in trials):
+    if sweep.status not in SWEEP_SETTLED and all(t.job.status.is_finalized() for t in trials):
         # Settled lazily, by the first read after the last trial ended.
         with write_session(engine) as session:
             sweep = sweeps.get_sweep(session, sweep_id)

@@ -22,7 +22,7 @@ def list_workers(
     offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
 ) -> WorkersPublic:
     """Worker processes, most recently heard from first; stopped and lost ones included."""
-    lease_s = settings.lease_seconds
+    lease_s = settings.lease_s
     page, count = worker_processes.list_workers(session, limit=limit, offset=offset)
     live = worker_processes.count_live_workers(session, lease_s)
     data = [

@@ -16,6 +16,18 @@ from torchkiln.service.store.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
+# Folders whose every test starts real servers, browsers or builds: all of them are slow.
+SLOW_FOLDERS = ("integration", "ui", "deploy", "packaging")
+SLOW_MARKS = ("browser", "shared_data")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``slow``: live servers, the browser, real data and the wheel build (`make test-fast`
+    leaves them out, `make test` runs everything)."""
+    for item in items:
+        parts = Path(str(item.path)).relative_to(REPO_ROOT / "tests").parts
+        if parts[0] in SLOW_FOLDERS or any(item.get_closest_marker(m) for m in SLOW_MARKS):
+            item.add_marker(pytest.mark.slow)
 
 
 def make_settings(tmp_path: Path, database_url: str) -> Settings:

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from tests.conftest import make_settings
 from tests.models.fixtures import synthetic_digits, write_idx
 from tests.utils.databases import postgres_database
+from tests.utils.http_jobs import submit
 from tests.utils.live_server import LiveServer, wait_for_job
 from tests.utils.worker_command import WorkerCommand
 from torchkiln.service.store.db import make_engine, read_session, upgrade_database, write_session
@@ -29,12 +30,6 @@ logger = logging.getLogger(__name__)
 
 def sqlite_settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path, f"sqlite:///{tmp_path / 'kiln.db'}")
-
-
-def submit(http: httpx.Client, model: str, **params: object) -> int:
-    response = http.post("/jobs", json={"model": model, "params": params})
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
 
 
 def epochs_of(http: httpx.Client, job_id: int) -> list[int]:

@@ -7,23 +7,12 @@ import time
 import httpx
 import pytest
 
+from tests.utils.http_jobs import predict, submit
 from tests.utils.live_server import wait_for_job
-
-
-def submit(http: httpx.Client, model: str, **params: object) -> int:
-    response = http.post("/jobs", json={"model": model, "params": params})
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
 
 
 def history(http: httpx.Client, job_id: int, name: str = "train_loss") -> list[dict]:
     return http.get(f"/jobs/{job_id}/metrics", params={"name": name}).json()["points"]
-
-
-def predict(http: httpx.Client, model: str, body: dict, **query: object) -> dict:
-    response = http.post(f"/predict/{model}", json=body, params=query)
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def test_every_small_model_trains_and_answers(http: httpx.Client) -> None:

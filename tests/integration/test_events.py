@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from tests.utils.http_jobs import submit
 from tests.utils.live_server import wait_for_job
 
 STREAM_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
@@ -48,12 +49,6 @@ def stream(http: httpx.Client, job_id: int, last_event_id: str | None = None) ->
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         return list(read_events(response))
-
-
-def submit(http: httpx.Client, model: str, **params: object) -> int:
-    response = http.post("/jobs", json={"model": model, "params": params})
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
 
 
 def epochs_of(events: list[Event]) -> list[int]:

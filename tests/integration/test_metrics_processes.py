@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.conftest import make_settings
-from tests.service.test_telemetry_api import sample
 from tests.utils.live_server import LiveServer
+from tests.utils.prometheus_text import sample
 
 
 def test_prediction_latency_sums_over_http_processes(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load
 
+from tests.utils.http_jobs import predict, submit
 from tests.utils.live_server import LiveServer, wait_for_job
 from torchkiln.models import REGISTRY
 
@@ -18,18 +19,6 @@ FEATURES = [
     [0.1, -0.2, 0.3, 0.0, -0.5, 0.2, -0.9, 0.4],
     [-0.6, 0.5, 0.1, -0.1, 0.3, -0.4, 0.2, 0.0],
 ]
-
-
-def submit(http: httpx.Client, model: str, **params: object) -> int:
-    response = http.post("/jobs", json={"model": model, "params": params})
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
-
-
-def predict(http: httpx.Client, model: str, body: dict, **query: object) -> dict:
-    response = http.post(f"/predict/{model}", json=body, params=query)
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 @pytest.fixture(scope="module")

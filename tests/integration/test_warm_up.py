@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_settings
-from tests.service.test_telemetry_api import sample
 from tests.utils.live_server import LiveServer, wait_for_job
+from tests.utils.prometheus_text import sample
 from torchkiln.service.api.serving.predictions import ModelCache
 from torchkiln.service.store.db import make_engine
 from torchkiln.service.store.settings import Settings

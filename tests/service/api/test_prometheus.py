@@ -7,19 +7,11 @@ import re
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from tests.utils.prometheus_text import sample
 from torchkiln.service.api.app import create_app
 from torchkiln.service.store import metric_history
 from torchkiln.service.store.db import write_session
 from torchkiln.service.store.settings import Settings
-
-
-def sample(text: str, name: str, **labels: str) -> float | None:
-    """One sample's value in Prometheus' text format (labels sorted, as prometheus_client
-    writes them), or None when absent."""
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    pattern = rf"^{re.escape(name)}{re.escape('{' + wanted + '}') if labels else ''} (\S+)$"
-    match = re.search(pattern, text, re.MULTILINE)
-    return float(match.group(1)) if match else None
 
 
 def add_epoch_seconds(client: TestClient, job_id: int, seconds: list[float]) -> None:

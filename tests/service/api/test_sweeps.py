@@ -6,7 +6,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from tests.service.test_store import claim
+from tests.utils.store_jobs import claim
 from torchkiln.service.store import jobs, progress, sweeps
 from torchkiln.service.store.db import read_session
 from torchkiln.service.store.sweep_specs import SweepCreate

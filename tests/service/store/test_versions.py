@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.engine import Engine
 
-from tests.service.test_store import claim, enqueue, status_of
+from tests.utils.store_jobs import claim, enqueue, status_of
 from torchkiln.service.store import aliases, jobs, progress, versions
 from torchkiln.service.store.db import read_session, write_session
 from torchkiln.service.store.errors import InvalidInput, JobInUse

@@ -7,7 +7,7 @@ import sqlite3
 
 from fastapi.testclient import TestClient
 
-from tests.service.test_store import claim
+from tests.utils.store_jobs import claim
 from torchkiln.service.api.app import create_app
 from torchkiln.service.store import jobs, progress
 from torchkiln.service.store.metric_history import Point, downsample

@@ -10,36 +10,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from tests.utils.store_jobs import WORKER, claim, enqueue, status_of
 from torchkiln.service.store import jobs, progress
 from torchkiln.service.store.db import read_session, write_session
 from torchkiln.service.store.states import JobState
 from torchkiln.service.store.tables import Job, MetricPoint, utcnow
-
-WORKER = jobs.WorkerIdentity(host="test-host", pid=1)
-
-
-def enqueue(engine: Engine, priority: int = 0, device: str = "auto", max_attempts: int = 3) -> int:
-    with write_session(engine) as session:
-        job = jobs.enqueue_job(
-            session=session,
-            model="linear",
-            params={"epochs": 3, "seed": 0},
-            device=device,
-            priority=priority,
-            max_attempts=max_attempts,
-        )
-        return job.id  # type: ignore[return-value]
-
-
-def claim(engine: Engine, lease_s: float = 30.0, devices: list[str] | None = None) -> Job | None:
-    return jobs.claim_next_job(
-        engine, worker=WORKER, devices=devices or ["auto", "cpu"], lease_s=lease_s
-    )
-
-
-def status_of(engine: Engine, job_id: int) -> Job:
-    with read_session(engine) as session:
-        return jobs.get_job(session, job_id)
 
 
 def test_claims_highest_priority_then_oldest(any_engine: Engine) -> None:

@@ -9,7 +9,7 @@ COPY alembic alembic
 # kernels on AMD CPUs), then leaves the image.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \
-    && pip install --no-cache-dir -e . \
+    && pip install --no-cache-dir . \
     && apt-get purge -y gcc libc6-dev && apt-get autoremove -y && rm -rf /var/lib/apt/lists/*
 ENV TORCHKILN_ARTIFACTS_DIR=/var/lib/torchkiln/artifacts \
     TORCHKILN_DATA_DIR=/var/lib/torchkiln/data

@@ -6,13 +6,31 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from torchkiln.service.cli import job_commands, predict_command
 
+if TYPE_CHECKING:
+    from torchkiln.service.store.settings import Settings
+
 app = typer.Typer(help="torchkiln: train and serve classic PyTorch models.", no_args_is_help=True)
+
+
+def migrated_settings() -> Settings:
+    """The environment's settings, with logging set up and the database at the newest
+    migration: what ``serve`` and ``worker`` both do before starting anything."""
+    from torchkiln.service.store.db import make_engine, upgrade_database
+    from torchkiln.service.store.log_records import configure_logging
+    from torchkiln.service.store.settings import Settings
+
+    settings = Settings()
+    configure_logging(settings.log_format)
+    engine = make_engine(settings)
+    upgrade_database(engine)
+    engine.dispose()
+    return settings
 
 
 @app.command()
@@ -29,17 +47,11 @@ def serve(
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
-    from torchkiln.service.store.db import make_engine, upgrade_database
-    from torchkiln.service.store.log_records import configure_logging, logging_config
-    from torchkiln.service.store.settings import Settings
+    from torchkiln.service.store.log_records import logging_config
     from torchkiln.workers.pool import WorkerPool
     from torchkiln.workers.shutdown import ShutdownSignals
 
-    settings = Settings()
-    configure_logging(settings.log_format)
-    engine = make_engine(settings)
-    upgrade_database(engine)
-    engine.dispose()
+    settings = migrated_settings()
     size = workers if workers is not None else settings.workers
     pool = WorkerPool(settings, size) if size != 0 else None
     signals = ShutdownSignals(pool)
@@ -89,17 +101,10 @@ def worker(
     workers: Annotated[int | None, typer.Option(help="Worker processes; default per GPU.")] = None,
 ) -> None:
     """Run a worker pool alone against TORCHKILN_DATABASE_URL (for other hosts)."""
-    from torchkiln.service.store.db import make_engine, upgrade_database
-    from torchkiln.service.store.log_records import configure_logging
-    from torchkiln.service.store.settings import Settings
     from torchkiln.workers.pool import WorkerPool
     from torchkiln.workers.shutdown import ShutdownSignals
 
-    settings = Settings()
-    configure_logging(settings.log_format)
-    engine = make_engine(settings)
-    upgrade_database(engine)
-    engine.dispose()
+    settings = migrated_settings()
     pool = WorkerPool(settings, workers)
     signals = ShutdownSignals(pool)
     signals.install()

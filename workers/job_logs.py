@@ -12,19 +12,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from torchkiln.service.store.checkpoint_files import job_dir
+from torchkiln.service.store.checkpoint_files import job_log_path
 from torchkiln.service.store.log_records import JobIdFilter, JsonFormatter, current_job_id
 from torchkiln.workers.tensorboard import Board, open_board
 
 logger = logging.getLogger(__name__)
 
-LOG_FILE = "log.jsonl"
 # Tiny models finish thousands of epochs a second: one progress line per interval at most.
 PROGRESS_INTERVAL_S = 5.0
-
-
-def log_path(artifacts_dir: Path, job_id: int) -> Path:
-    return job_dir(artifacts_dir, job_id) / LOG_FILE
 
 
 class _OnlyJob(logging.Filter):
@@ -42,7 +37,7 @@ class JobLog:
     """The job id in the logging context plus the job's own log file, until ``close``."""
 
     def __init__(self, artifacts_dir: Path, job_id: int) -> None:
-        path = log_path(artifacts_dir, job_id)
+        path = job_log_path(artifacts_dir, job_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.handler = logging.FileHandler(path, encoding="utf-8")
         self.handler.setFormatter(JsonFormatter())

@@ -1,4 +1,4 @@
-"""Checkpoint files: written to a temp file and renamed, read back with weights_only=True.
+"""A job's files: its folder and log, and checkpoints (temp file + rename, sha256, weights_only).
 
 The format belongs to the store, not to training: the HTTP processes read weights too, and
 must not import the training loop to do so.
@@ -30,6 +30,11 @@ class CorruptCheckpoint(Exception):
 def job_dir(artifacts_dir: Path, job_id: int) -> Path:
     """A job's folder: built from our own integer id, never from client input."""
     return artifacts_dir / "jobs" / str(int(job_id))
+
+
+def job_log_path(artifacts_dir: Path, job_id: int) -> Path:
+    """The job's log, JSON lines written by its worker, beside its checkpoints."""
+    return job_dir(artifacts_dir, job_id) / "log.jsonl"
 
 
 def save_checkpoint(payload: dict[str, Any], path: Path) -> SavedCheckpoint:

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from torchkiln.service.store.checkpoint_files import job_log_path
 from torchkiln.service.store.log_records import JobIdFilter, JsonFormatter, current_job_id
 from torchkiln.workers import job_logs, tensorboard
-from torchkiln.workers.job_logs import attach, epoch_sinks, log_path
+from torchkiln.workers.job_logs import attach, epoch_sinks
 
 logger = logging.getLogger("tests.job_logs")
 
@@ -34,7 +35,7 @@ def test_job_log_keeps_that_jobs_records_as_json_lines(tmp_path: Path) -> None:
         job_log.close()
     logger.info("after the job")
     assert current_job_id.get() is None
-    lines = [json.loads(line) for line in log_path(tmp_path, 7).read_text().splitlines()]
+    lines = [json.loads(line) for line in job_log_path(tmp_path, 7).read_text().splitlines()]
     assert [line["message"] for line in lines] == ["training linear", "job failed"]
     assert {line["job_id"] for line in lines} == {7}
     assert lines[0]["level"] == "INFO" and lines[0]["logger"] == "tests.job_logs"

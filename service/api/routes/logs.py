@@ -12,15 +12,9 @@ from fastapi import APIRouter, Query
 from torchkiln.service.api.deps import ReadSessionDep, SettingsDep
 from torchkiln.service.api.schemas import JobLogsPublic
 from torchkiln.service.store import jobs
+from torchkiln.service.store.checkpoint_files import job_log_path
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
-
-LOG_FILE = "log.jsonl"  # written by workers.job_logs, beside the job's checkpoints
-
-
-def job_log_path(artifacts_dir: Path, job_id: int) -> Path:
-    # Built from the integer id alone, so no request can point it elsewhere.
-    return artifacts_dir / "jobs" / str(int(job_id)) / LOG_FILE
 
 
 def read_lines(path: Path, since: int, limit: int) -> list[dict[str, Any]]:

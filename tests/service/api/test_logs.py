@@ -6,8 +6,8 @@ import json
 
 from fastapi.testclient import TestClient
 
+from torchkiln.service.store.checkpoint_files import job_log_path
 from torchkiln.service.store.settings import Settings
-from torchkiln.workers.job_logs import log_path
 
 
 def test_unknown_job_is_404_and_no_file_is_empty(client: TestClient) -> None:
@@ -20,7 +20,7 @@ def test_unknown_job_is_404_and_no_file_is_empty(client: TestClient) -> None:
 
 def test_lines_page_by_since_and_limit(client: TestClient, settings: Settings) -> None:
     job_id = client.post("/jobs", json={"model": "linear"}).json()["id"]
-    path = log_path(settings.artifacts_dir, job_id)
+    path = job_log_path(settings.artifacts_dir, job_id)
     path.parent.mkdir(parents=True)
     entries = [{"message": f"line {i}", "job_id": job_id} for i in range(5)]
     # The last line is still being written: it is not served until its newline lands.

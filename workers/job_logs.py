@@ -1,8 +1,8 @@
-"""Per-job logs and epoch sinks, hooked into ``workers.worker`` with a line or two each.
+"""Per-job logs and epoch sinks, hooked into ``workers.job_run`` with a line or two each.
 
-While a job runs, its records carry its id (see ``service.logs``) and a file handler copies
-them as JSON lines to ``<artifacts_dir>/jobs/<id>/log.jsonl``, which ``GET /jobs/{id}/logs``
-reads. A resumed attempt appends to the same file.
+While a job runs, its records carry its id (see ``service.store.log_records``) and a file
+handler copies them as JSON lines to ``<artifacts_dir>/jobs/<id>/log.jsonl``, which
+``GET /jobs/{id}/logs`` reads. A resumed attempt appends to the same file.
 """
 
 from __future__ import annotations

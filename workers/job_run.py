@@ -184,7 +184,7 @@ class JobRun:
         if result.outcome in (FitOutcome.COMPLETED, FitOutcome.STOPPED_EARLY):
             self.checkpoint(spec, state, is_final=True)
             # Announce first: a cache that sees the marker before the commit just doesn't
-            # cache (see service.predictions), while the reverse order could serve stale.
+            # cache (see service.api.serving.predictions); the reverse could serve stale.
             announce_success(self.settings.artifacts_dir, spec.name, job_id)
             finish_job(self.engine, lease, stop_reason=result.reason)
             logger.info(

@@ -1,4 +1,4 @@
-"""Domain errors. No FastAPI here: ``service.app`` maps each to an HTTP status once."""
+"""Domain errors. No FastAPI here: ``service.api.errors`` maps each to an HTTP status once."""
 
 from __future__ import annotations
 

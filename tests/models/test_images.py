@@ -1,4 +1,4 @@
-"""Upload decoding and the MNIST / CIFAR preprocessing in models/images.py."""
+"""Upload decoding and the MNIST / CIFAR preprocessing in models/common/images.py."""
 
 from __future__ import annotations
 

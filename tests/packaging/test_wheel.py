@@ -4,6 +4,7 @@ migrations from any directory, installed (not editable) into a fresh virtualenv.
 from __future__ import annotations
 
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -25,10 +26,14 @@ OWN_NAMES = {"models", "service", "workers", "tests", "bench"}
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    # From a copy: setuptools' build/ folder keeps files deleted since, and would ship them.
+    source = tmp_path_factory.mktemp("source") / "torchkiln"
+    skip = shutil.ignore_patterns(".*", "build", "dist", "*.egg-info", "__pycache__", "*.so")
+    shutil.copytree(REPO_ROOT, source, ignore=skip)
     # No build isolation: the dev venv's setuptools builds it, so nothing is downloaded.
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
-        + ["-w", str(out), str(REPO_ROOT)],
+        + ["-w", str(out), str(source)],
         check=True,
         capture_output=True,
     )

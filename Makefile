@@ -18,8 +18,11 @@ setup: $(BIN)/torchkiln
 serve: setup  ## set up, apply migrations, serve on SQLite with an in-process worker pool
 	$(BIN)/torchkiln serve --host $(HOST) --port $(PORT)
 
+# Two processes: most slow tests wait on servers and workers, so they overlap well. Files stay
+# whole on one process (their module fixtures start one server each); timing bounds run after.
 test: setup  ## set up and run the whole test suite (needs PostgreSQL on 127.0.0.1:5432, see README)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not serial"
+	$(BIN)/python -m pytest -m serial
 
 test-fast: setup  ## everything but the slow tests (live servers, browser, real data, wheel)
 	$(BIN)/python -m pytest -m "not slow"

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from torchkiln.service.api.serving.predictions import ModelCache
-from torchkiln.service.store.db import read_session, write_session
+from torchkiln.service.store.db import read_session
 from torchkiln.service.store.settings import Settings
 
 
@@ -40,15 +40,10 @@ def get_read_session(engine: EngineDep) -> Iterator[Session]:
         yield session
 
 
-def get_write_session(engine: EngineDep) -> Iterator[Session]:
-    with write_session(engine) as session:
-        yield session
-
-
-# scope="function": the session closes (and a write commits) when the handler returns, before
-# the response is sent, so a failed commit is the client's error answer, never a lost write.
+# scope="function": the session closes when the handler returns, before the response is sent.
+# Writes open write_session() in the handler instead: SQLite's write lock must be held for
+# their statements alone, not across the thread hop to a dependency's exit.
 ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
-WriteSessionDep = Annotated[Session, Depends(get_write_session, scope="function")]
 
 _bearer = HTTPBearer(auto_error=False, description="Required when TORCHKILN_API_KEY is set.")
 

@@ -124,6 +124,7 @@ def test_jpeg_exif_orientation_is_applied() -> None:
     assert image.getpixel((5, 5)) > 200
 
 
+@pytest.mark.serial
 def test_gif_gives_its_first_frame_only_and_quickly() -> None:
     data = many_frame_gif(2_000)
     assert Image.open(BytesIO(data)).n_frames > 100
@@ -374,6 +375,7 @@ def test_real_mnist_digits_survive_a_png_round_trip() -> None:
         assert np.allclose(centre_of_mass(pixels), centre_of_mass(original), atol=0.6)
 
 
+@pytest.mark.serial
 def test_mnist_28px_png_is_fast() -> None:
     digit = np.zeros((28, 28), np.uint8)
     digit[4:24, 12:16] = 255

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from torchkiln.models import REGISTRY
-from torchkiln.service.api.deps import ReadSessionDep, SettingsDep, WriteSessionDep
+from torchkiln.service.api.deps import EngineDep, ReadSessionDep, SettingsDep
 from torchkiln.service.api.schemas import (
     JobCreate,
     JobPublic,
@@ -20,6 +20,7 @@ from torchkiln.service.api.schemas import (
     WorkerPublic,
 )
 from torchkiln.service.store import jobs, metric_history, versions
+from torchkiln.service.store.db import write_session
 from torchkiln.service.store.states import TERMINAL, JobState
 from torchkiln.service.store.tables import MAX_ROW_ID, Job, utcnow
 
@@ -72,18 +73,21 @@ def validate_params(spec_name: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=JobPublic)
-def submit_job(body: JobCreate, session: WriteSessionDep, settings: SettingsDep) -> JobPublic:
+def submit_job(body: JobCreate, engine: EngineDep, settings: SettingsDep) -> JobPublic:
     """Queue a training job. Its params are checked against the model's option schema."""
     params = validate_params(body.model, body.params)
-    job = jobs.enqueue_job(
-        session=session,
-        model=body.model,
-        params=params,
-        device=body.device,
-        priority=body.priority,
-        max_attempts=settings.max_attempts,
-    )
-    position = jobs.queue_positions(session, [job]).get(job.id)  # type: ignore[arg-type]
+    # Writes open their session here, not as a dependency: SQLite's write lock is then held
+    # for these statements alone, not across the thread hop to a dependency's commit.
+    with write_session(engine) as session:
+        job = jobs.enqueue_job(
+            session=session,
+            model=body.model,
+            params=params,
+            device=body.device,
+            priority=body.priority,
+            max_attempts=settings.max_attempts,
+        )
+        position = jobs.queue_positions(session, [job]).get(job.id)  # type: ignore[arg-type]
     return job_public(job, position)
 
 
@@ -111,9 +115,10 @@ def read_job(job_id: int, session: ReadSessionDep) -> JobPublic:
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic)
-def cancel_job(job_id: int, session: WriteSessionDep) -> JobPublic:
+def cancel_job(job_id: int, engine: EngineDep) -> JobPublic:
     """A queued job is cancelled now; a running one stops at its next batch."""
-    job = jobs.cancel_job(session, job_id)
+    with write_session(engine) as session:
+        job = jobs.cancel_job(session, job_id)
     return job_public(job)
 
 

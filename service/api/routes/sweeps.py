@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from fastapi.exceptions import RequestValidationError
 
-from torchkiln.service.api.deps import EngineDep, ReadSessionDep, SettingsDep, WriteSessionDep
+from torchkiln.service.api.deps import EngineDep, ReadSessionDep, SettingsDep
 from torchkiln.service.api.routes.jobs import validate_params
 from torchkiln.service.store import aliases, sweeps
 from torchkiln.service.store.cache_markers import touch_aliases
@@ -67,13 +67,14 @@ def trial_params(body: SweepCreate) -> list[dict]:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SweepPublic)
-def create_sweep(body: SweepCreate, session: WriteSessionDep, settings: SettingsDep) -> SweepPublic:
+def create_sweep(body: SweepCreate, engine: EngineDep, settings: SettingsDep) -> SweepPublic:
     """Queue one job per trial, below interactive jobs; the worker pool runs them."""
     params = trial_params(body)
-    sweep = sweeps.create_sweep(
-        session, body=body, trial_params=params, max_attempts=settings.max_attempts
-    )
-    public = sweep_public(sweep, sweeps.leaderboard(session, sweep))
+    with write_session(engine) as session:
+        sweep = sweeps.create_sweep(
+            session, body=body, trial_params=params, max_attempts=settings.max_attempts
+        )
+        public = sweep_public(sweep, sweeps.leaderboard(session, sweep))
     return public
 
 
@@ -110,13 +111,14 @@ def read_sweep(sweep_id: int, engine: EngineDep) -> SweepBoard:
     response_model=SweepPublic,
     responses={409: {"description": "The sweep has already ended."}},
 )
-def cancel_sweep(sweep_id: int, session: WriteSessionDep) -> SweepPublic:
+def cancel_sweep(sweep_id: int, engine: EngineDep) -> SweepPublic:
     """Cancel the trials still queued (now) or running (at their next batch)."""
-    sweep = sweeps.get_sweep(session, sweep_id)
-    sweeps.cancel_sweep(session, sweep)
-    trials = sweeps.leaderboard(session, sweep)
-    sweeps.settle(session, sweep, trials)
-    public = sweep_public(sweep, trials)
+    with write_session(engine) as session:
+        sweep = sweeps.get_sweep(session, sweep_id)
+        sweeps.cancel_sweep(session, sweep)
+        trials = sweeps.leaderboard(session, sweep)
+        sweeps.settle(session, sweep, trials)
+        public = sweep_public(sweep, trials)
     return public
 
 

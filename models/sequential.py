@@ -62,8 +62,12 @@ DATA: dict[str, BuiltinData] = {
 DataName = Literal["mnist", "cifar10", "diabetes"]
 
 
-def _default_layers() -> list[dict[str, Any]]:
-    return next(p for p in PRESETS if p["name"] == "mnist_mlp")["params"]["layers"]
+# The network a job without ``layers`` gets: its data set's built-in one.
+DEFAULT_PRESETS = {"mnist": "mnist_mlp", "cifar10": "cifar10_cnn", "diabetes": "diabetes_mlp"}
+
+
+def _default_layers(data: str = "mnist") -> list[dict[str, Any]]:
+    return next(p for p in PRESETS if p["name"] == DEFAULT_PRESETS[data])["params"]["layers"]
 
 
 def plan_for(data: str, layers: list[Any]) -> Plan:
@@ -104,8 +108,11 @@ class SequentialOptions(TrainOptions):
         # A copy of a built-in network should train as the built-in does by default.
         if not isinstance(params, dict) or params.get("data", "mnist") not in DATA:
             return params
-        defaults = DATA[params.get("data", "mnist")].source.options()
+        data = params.get("data", "mnist")
+        defaults = DATA[data].source.options()
         filled = {k: getattr(defaults, k) for k in DATA_DEFAULTS if k not in params}
+        if "layers" not in params:
+            filled["layers"] = _default_layers(data)
         if "momentum" not in params and params.get("optimizer", "sgd") not in _SGD_LIKE:
             filled["momentum"] = 0.0  # as DatasetOptions: switching optimizer alone is fine
         return {**filled, **params}

@@ -188,6 +188,8 @@ def _projection(label: str, into: tuple[int, ...], out: tuple[int, ...]) -> Call
 
 def _run_meta(label: str, module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, int]:
     counter = FlopCounterMode(display=False)
+    # Eval mode: batch norm refuses a one-sample batch when training.
+    module.eval()
     try:
         with counter:
             y = module(x)

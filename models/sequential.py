@@ -9,12 +9,23 @@ failed job later.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-from pydantic import Field, RootModel, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    RootModel,
+    SerializerFunctionWrapHandler,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from torch import nn
 
 from torchkiln.models import cifar10_cnn, diabetes, mnist_mlp
@@ -33,6 +44,8 @@ MAX_FLOPS_PER_SAMPLE = 5_000_000_000
 MAX_ACTIVATIONS_PER_SAMPLE = 16_000_000
 LIMITS = Limits(MAX_LAYERS, MAX_PARAMETERS, MAX_FLOPS_PER_SAMPLE, MAX_ACTIVATIONS_PER_SAMPLE)
 # Options the data set's built-in model sets its own defaults for; a job may override each.
+# "layers[3].out_features", "layers[2].layers[0].p": one option of one (nested) layer.
+LAYER_OPTION = re.compile(r"layers(\[\d+\]\.layers)*\[\d+\]\.[a-z_]+")
 DATA_DEFAULTS = ("epochs", "lr", "momentum", "batch_size", "val_fraction")
 _SGD_LIKE = {"sgd", "rmsprop"}
 LossName = Literal["cross_entropy", "bce", "mse", "l1", "smooth_l1"]
@@ -83,6 +96,32 @@ def plan_for(data: str, layers: list[Any]) -> Plan:
     return plan
 
 
+def _gather_layer_options(params: dict[str, Any]) -> dict[str, Any]:
+    """Move ``layers[i].option`` keys into ``layer_options`` and apply them to the list."""
+    paths = {k: v for k, v in params.items() if LAYER_OPTION.fullmatch(k)}
+    chosen = {**params.get("layer_options", {}), **paths}
+    if not chosen:
+        return params
+    layers = copy.deepcopy(params["layers"])
+    for path, value in chosen.items():
+        if not isinstance(path, str) or not LAYER_OPTION.fullmatch(path):
+            raise ValueError(f"layer_options: {path!r} is not a path like layers[1].out_features")
+        *indices, last = (int(i) for i in re.findall(r"\[(\d+)\]", path))
+        try:
+            target = layers
+            for index in indices:
+                target = _as_dict(target[index])["layers"]
+            target[last] = {**_as_dict(target[last]), path.rsplit(".", 1)[1]: value}
+        except (IndexError, KeyError, TypeError):
+            raise ValueError(f"{path}: the layer list has no such layer") from None
+    rest = {k: v for k, v in params.items() if k not in paths}
+    return {**rest, "layers": layers, "layer_options": chosen}
+
+
+def _as_dict(layer: Any) -> dict[str, Any]:
+    return layer.model_dump(exclude_unset=True) if isinstance(layer, BaseModel) else dict(layer)
+
+
 class SequentialOptions(TrainOptions):
     """A layer list on a built-in data set; optimizer defaults come from the data's model."""
 
@@ -101,6 +140,11 @@ class SequentialOptions(TrainOptions):
         0.1, ge=0, le=0.5, description="Share of the training file held out for validation."
     )
     augment: bool = Field(False, description="The data's random shifts/crops (images only).")
+    layer_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description='Set one layer\'s option by path, e.g. "layers[1].out_features": 256; '
+        "given as top-level params, so a sweep's space can search them.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -115,7 +159,14 @@ class SequentialOptions(TrainOptions):
             filled["layers"] = _default_layers(data)
         if "momentum" not in params and params.get("optimizer", "sgd") not in _SGD_LIKE:
             filled["momentum"] = 0.0  # as DatasetOptions: switching optimizer alone is fine
-        return {**filled, **params}
+        return _gather_layer_options({**filled, **params})
+
+    @model_serializer(mode="wrap")
+    def _dump_layer_options(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Back at the top level, where a sweep's leaderboard looks its searched keys up.
+        dumped = handler(self)
+        chosen = dumped.pop("layer_options", {})
+        return {**dumped, **chosen}
 
     @field_validator("layers")
     @classmethod

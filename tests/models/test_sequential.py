@@ -303,3 +303,24 @@ def test_resume_of_a_sequential_job_is_bit_exact(tmp_path: Path) -> None:
     restore_state(resumed, load_checkpoint(saved.path, CPU, saved.sha256))
     _, second = run_diabetes(params, resumed, None)
     assert first + second == straight and len(straight) == 6
+
+
+def test_one_layer_option_is_set_by_its_path_and_dumped_back_at_the_top() -> None:
+    nested = {"type": "residual", "layers": [{"type": "linear", "out_features": 8}]}
+    params = {
+        "data": "diabetes",
+        "layers": [
+            {"type": "linear", "out_features": 8},
+            nested,
+            {"type": "linear", "out_features": 1},
+        ],
+        "layers[0].out_features": 16,
+        "layers[1].layers[0].out_features": 16,
+    }
+    options = SPEC.parse_options(params)
+    assert options.layers[0].out_features == 16
+    assert options.layers[1].layers[0].out_features == 16
+    dumped = options.model_dump(mode="json")
+    assert dumped["layers[0].out_features"] == 16 and "layer_options" not in dumped
+    assert SPEC.parse_options(dumped) == options
+    assert "no such layer" in refusal({**params, "layers[5].p": 0.5})

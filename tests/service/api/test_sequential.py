@@ -160,3 +160,28 @@ def test_a_trained_mnist_network_reads_uploads_as_mnist_mlp_does(
     assert 0 <= answer.json()["predictions"][0]["digit"] <= 9
     pixels = client.post("/predict/sequential", json={"image": [[0] * 28] * 28})
     assert pixels.status_code == 200 and pixels.json()["job_id"] == job_id
+
+
+def test_a_sweep_searches_layer_widths_and_dropout(client: TestClient) -> None:
+    layers = [
+        {"type": "linear", "out_features": 6},
+        {"type": "dropout", "p": 0.0},
+        {"type": "linear", "out_features": 1},
+    ]
+    body = {
+        "model": "sequential",
+        "params": {"data": "diabetes", "layers": layers, "epochs": 2},
+        "space": {"layers[0].out_features": [4, 8], "layers[1].p": {"values": [0.1, 0.2]}},
+    }
+    created = client.post("/sweeps", json=body)
+    assert created.status_code == 201, created.text
+    board = client.get(f"/sweeps/{created.json()['id']}").json()["leaderboard"]
+    widths = sorted(trial["params"]["layers[0].out_features"] for trial in board)
+    assert widths == [4, 8]
+    for trial in board:
+        params = client.get(f"/jobs/{trial['job_id']}").json()["params"]
+        assert params["layers"][0]["out_features"] == trial["params"]["layers[0].out_features"]
+        assert params["layers"][1]["p"] == trial["params"]["layers[1].p"]
+    bad = {**body, "space": {"layers[7].p": [0.1]}}
+    refused = client.post("/sweeps", json=bad)
+    assert refused.status_code == 422 and "no such layer" in refused.text

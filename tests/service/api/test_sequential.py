@@ -185,3 +185,21 @@ def test_a_sweep_searches_layer_widths_and_dropout(client: TestClient) -> None:
     bad = {**body, "space": {"layers[7].p": [0.1]}}
     refused = client.post("/sweeps", json=bad)
     assert refused.status_code == 422 and "no such layer" in refused.text
+
+
+def test_init_from_starts_a_sequential_job_from_an_earlier_ones_weights(
+    client: TestClient, settings: Settings
+) -> None:
+    params = {"data": "diabetes", "epochs": 1}
+    first = client.post("/jobs", json={"model": "sequential", "params": params}).json()["id"]
+    run_next_job(settings)
+    second = client.post(
+        "/jobs", json={"model": "sequential", "params": {**params, "init_from": first}}
+    ).json()["id"]
+    run_next_job(settings)
+    assert client.get(f"/jobs/{second}").json()["status"] == "succeeded"
+    wider = {**params, "init_from": first, "layers[0].out_features": 7}
+    third = client.post("/jobs", json={"model": "sequential", "params": wider}).json()["id"]
+    run_next_job(settings)
+    failed = client.get(f"/jobs/{third}").json()
+    assert failed["status"] == "failed" and "size mismatch" in failed["error"]

@@ -43,9 +43,9 @@ MAX_PARAMETERS = 50_000_000
 MAX_FLOPS_PER_SAMPLE = 5_000_000_000
 MAX_ACTIVATIONS_PER_SAMPLE = 16_000_000
 LIMITS = Limits(MAX_LAYERS, MAX_PARAMETERS, MAX_FLOPS_PER_SAMPLE, MAX_ACTIVATIONS_PER_SAMPLE)
-# Options the data set's built-in model sets its own defaults for; a job may override each.
 # "layers[3].out_features", "layers[2].layers[0].p": one option of one (nested) layer.
 LAYER_OPTION = re.compile(r"layers(\[\d+\]\.layers)*\[\d+\]\.[a-z_]+")
+# Options the data set's built-in model sets its own defaults for; a job may override each.
 DATA_DEFAULTS = ("epochs", "lr", "momentum", "batch_size", "val_fraction")
 _SGD_LIKE = {"sgd", "rmsprop"}
 LossName = Literal["cross_entropy", "bce", "mse", "l1", "smooth_l1"]
@@ -212,6 +212,8 @@ def _unwrap(source: ModelSpec, inputs: Any) -> Any:
     return body
 
 
+# The base spec's preprocess, decode_upload and augment serve callers that did not ask for a
+# job's own spec (``for_options``): they pick by the body's shape or the options' data.
 def _preprocess_any(inputs: SequentialInputs) -> torch.Tensor:
     body = inputs.root
     source = next(e.source for e in DATA.values() if isinstance(body, e.source.inputs))

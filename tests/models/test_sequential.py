@@ -324,3 +324,13 @@ def test_one_layer_option_is_set_by_its_path_and_dumped_back_at_the_top() -> Non
     assert dumped["layers[0].out_features"] == 16 and "layer_options" not in dumped
     assert SPEC.parse_options(dumped) == options
     assert "no such layer" in refusal({**params, "layers[5].p": 0.5})
+
+
+def test_an_lstm_reads_an_image_row_by_row() -> None:
+    layers = [{"type": "lstm", "hidden_size": 8}, {"type": "linear", "out_features": 10}]
+    summary = SPEC.describe(SPEC.parse_options({"data": "mnist", "layers": layers}))
+    assert [layer.output_shape for layer in summary.layers] == [[8], [10]]
+    # One LSTM layer: 4 gates of (28 inputs + 8 hidden) weights and two biases each.
+    assert summary.layers[0].parameters == 4 * 8 * (28 + 8 + 2)
+    network = SPEC.build(SPEC.parse_options({"data": "mnist", "layers": layers}))
+    assert network(torch.randn(3, 1, 28, 28)).shape == (3, 10)

@@ -11,6 +11,7 @@ from tests.models.fixtures import synthetic_digits, write_idx
 from tests.models.image_factory import encode, seven
 from tests.utils.store_jobs import claim
 from torchkiln.models import REGISTRY
+from torchkiln.models.common.layers import KIND_BY_NAME
 from torchkiln.service.store.db import make_engine
 from torchkiln.service.store.settings import Settings
 from torchkiln.workers.job_run import JobRun
@@ -34,8 +35,7 @@ SMALL_MNIST = [
 def test_models_shows_every_layer_types_schema(client: TestClient) -> None:
     entry = client.get("/models/sequential").json()
     layers = entry["options_schema"]["properties"]["layers"]
-    tags = set(layers["items"]["discriminator"]["mapping"])
-    assert {"linear", "conv2d", "lstm", "residual", "embedding", "upsample"} <= tags
+    assert set(layers["items"]["discriminator"]["mapping"]) == {*KIND_BY_NAME, "residual"}
     conv = entry["options_schema"]["$defs"]["Conv2dLayer"]
     assert {"out_channels", "kernel_size", "stride", "padding_mode"} <= set(conv["properties"])
     assert conv["required"] == ["type", "out_channels", "kernel_size"]

@@ -98,7 +98,13 @@ class Recurrent(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         steps, _ = self.rnn(x.flatten(1, -2) if x.dim() > 3 else x)
-        return steps[:, -1] if self.is_last_step else steps
+        if not self.is_last_step:
+            return steps
+        if not self.rnn.bidirectional:
+            return steps[:, -1]
+        # The backward direction ends at the first step: there it has read the whole input.
+        hidden = self.rnn.hidden_size
+        return torch.cat([steps[:, -1, :hidden], steps[:, 0, hidden:]], dim=1)
 
 
 class Residual(nn.Module):

@@ -334,3 +334,13 @@ def test_an_lstm_reads_an_image_row_by_row() -> None:
     assert summary.layers[0].parameters == 4 * 8 * (28 + 8 + 2)
     network = SPEC.build(SPEC.parse_options({"data": "mnist", "layers": layers}))
     assert network(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_a_bidirectional_gru_last_step_is_each_directions_final_state() -> None:
+    layers = [{"type": "gru", "hidden_size": 3, "bidirectional": True}]
+    plan = plan_network(LAYER_LIST.validate_python(layers), SEQUENCE, LIMITS)
+    assert plan.output_shape == (6,)
+    recurrent = build_network(plan)[0]
+    x = torch.randn(2, *SEQUENCE)
+    _, final = recurrent.rnn(x)  # (directions, batch, hidden): each direction's last state
+    assert torch.allclose(recurrent(x), torch.cat([final[0], final[1]], dim=1))

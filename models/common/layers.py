@@ -48,6 +48,12 @@ class LayerKind:
 _WIDTH = Annotated[int, Field(ge=1, le=MAX_WIDTH)]
 _SIZE = Annotated[int, Field(ge=1, le=1024)]
 _PROBABILITY = Annotated[float, Field(ge=0, lt=1)]
+# Bounded before anything is built: each stacked layer is a module made at submit time.
+_RECURRENT_OPTIONS = {
+    "hidden_size": (_WIDTH, ...),
+    "num_layers": (Annotated[int, Field(ge=1, le=16)], 1),
+    "dropout": (_PROBABILITY, 0.0),
+}
 
 KINDS: tuple[LayerKind, ...] = (
     LayerKind("linear", nn.Linear, {"in_features": "features"}, {"out_features": (_WIDTH, ...)}),
@@ -99,8 +105,8 @@ KINDS: tuple[LayerKind, ...] = (
         nn.Embedding,
         overrides={"num_embeddings": (_WIDTH, ...), "embedding_dim": (_WIDTH, ...)},
     ),
-    LayerKind("lstm", nn.LSTM, {"input_size": "features"}, {"hidden_size": (_WIDTH, ...)}),
-    LayerKind("gru", nn.GRU, {"input_size": "features"}, {"hidden_size": (_WIDTH, ...)}),
+    LayerKind("lstm", nn.LSTM, {"input_size": "features"}, _RECURRENT_OPTIONS),
+    LayerKind("gru", nn.GRU, {"input_size": "features"}, _RECURRENT_OPTIONS),
 )
 KIND_BY_NAME = {kind.name: kind for kind in KINDS}
 RECURRENT = frozenset({"lstm", "gru"})

@@ -133,6 +133,8 @@ class JobRun:
         if spec is None:
             raise JobFailure(f"model {job.model!r} is not in this worker's catalogue")
         options = spec.parse_options(job.params)
+        # A model whose data come from its options (sequential) runs as the spec for them.
+        spec = spec.for_options(options)
         device = resolve_device(job.device_requested, self.device)
         mark_started(self.engine, lease, device=str(device), torch_version=torch.__version__)
         data_root = DataRoot(self.settings.data_dir, self.settings.allow_download)

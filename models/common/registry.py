@@ -61,6 +61,11 @@ class ModelSpec:
     ``decode_upload(bytes)`` (image models) turns one uploaded file into a one-sample batch.
     ``augment(x, generator)`` (optional) transforms a training batch on its device.
     ``report(module)`` (optional) adds per-epoch metrics such as the learned weights.
+
+    Hooks for models whose data and shape come from their options (``sequential``):
+    ``specialise(options)`` returns the spec one job runs and serves with (its task, data,
+    inputs and outputs), ``describe(options)`` a summary of the network without training it
+    (``POST /models/{name}/summary``), and ``presets`` ready-made params to start from.
     """
 
     name: str
@@ -78,10 +83,17 @@ class ModelSpec:
     ) = None
     report: Callable[[nn.Module], dict[str, float]] | None = None
     tags: tuple[str, ...] = field(default_factory=tuple)
+    specialise: Callable[[Any], ModelSpec] | None = None
+    describe: Callable[[Any], BaseModel] | None = None
+    presets: tuple[dict[str, Any], ...] = field(default_factory=tuple)
 
     def parse_options(self, params: dict[str, Any]) -> TrainOptions:
         """Validate job params against this model's option schema (raises ValidationError)."""
         return self.options.model_validate(params)
+
+    def for_options(self, options: TrainOptions) -> ModelSpec:
+        """The spec a job with these options trains and serves with (most models: this one)."""
+        return self if self.specialise is None else self.specialise(options)
 
 
 # The only global mutable state in torchkiln: filled once, when the package is imported.

@@ -178,8 +178,10 @@ class ModelCache:
         return loaded_ids
 
     def _load(self, source: Source) -> LoadedModel:
-        spec = REGISTRY[source.job.model]
-        module = spec.build(spec.parse_options(source.job.params))
+        options = REGISTRY[source.job.model].parse_options(source.job.params)
+        # The job's own spec: for sequential, its data set's preprocessing and outputs.
+        spec = REGISTRY[source.job.model].for_options(options)
+        module = spec.build(options)
         payload = load_checkpoint(
             self.artifacts_dir / source.checkpoint.path,
             torch.device("cpu"),

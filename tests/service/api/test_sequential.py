@@ -1,0 +1,205 @@
+"""The sequential model over HTTP: schemas, 422s at submit, summary, presets, a served job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.models.fixtures import synthetic_digits, write_idx
+from tests.models.image_factory import encode, seven
+from tests.utils.store_jobs import claim
+from torchkiln.models import REGISTRY
+from torchkiln.models.common.layers import KIND_BY_NAME
+from torchkiln.service.store.db import make_engine
+from torchkiln.service.store.settings import Settings
+from torchkiln.workers.job_run import JobRun
+
+CONV = {"type": "conv2d", "out_channels": 64, "kernel_size": 3, "padding": 1}
+BROKEN = [
+    CONV,
+    {"type": "maxpool2d", "kernel_size": 4},
+    {"type": "flatten"},
+    {"type": "linear", "in_features": 1024, "out_features": 10},
+]
+SMALL_MNIST = [
+    {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1},
+    {"type": "relu"},
+    {"type": "maxpool2d", "kernel_size": 4},
+    {"type": "flatten"},
+    {"type": "linear", "out_features": 10},
+]
+
+
+def test_models_shows_every_layer_types_schema(client: TestClient) -> None:
+    entry = client.get("/models/sequential").json()
+    layers = entry["options_schema"]["properties"]["layers"]
+    assert set(layers["items"]["discriminator"]["mapping"]) == {*KIND_BY_NAME, "residual"}
+    conv = entry["options_schema"]["$defs"]["Conv2dLayer"]
+    assert {"out_channels", "kernel_size", "stride", "padding_mode"} <= set(conv["properties"])
+    assert conv["required"] == ["type", "out_channels", "kernel_size"]
+    assert entry["defaults"]["data"] == "mnist" and entry["defaults"]["layers"][0]["type"] == (
+        "flatten"
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (
+            {"data": "cifar10", "layers": BROKEN},
+            "layers[3] (linear): expects 1024 input features, receives 4096 (64×8×8)",
+        ),
+        ({"data": "mnist", "layers": SMALL_MNIST[:-1]}, "mnist needs 10 class scores"),
+        ({"data": "mnist", "layers": [{"type": "relu"}] * 65}, "more than 64 layers"),
+        ({"data": "mnist", "layers": [{"type": "nope"}]}, "does not match any of the expected"),
+        ({"data": "mnist", "layers": [{"type": "linear", "out_features": 10, "x": 1}]}, "Extra"),
+    ],
+)
+def test_a_list_that_cannot_work_is_a_422_at_submit(
+    client: TestClient, params: dict[str, Any], message: str
+) -> None:
+    response = client.post("/jobs", json={"model": "sequential", "params": params})
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"][0]
+    assert detail["loc"][:3] == ["body", "params", "layers"]
+    assert message in detail["msg"]
+    summary = client.post("/models/sequential/summary", json=params)
+    assert summary.status_code == 422 and message in summary.json()["detail"][0]["msg"]
+
+
+def test_summary_answers_without_training(client: TestClient) -> None:
+    body = {
+        "data": "cifar10",
+        "layers": [CONV, {"type": "flatten"}, BROKEN[-1] | {"in_features": None}],
+    }
+    summary = client.post("/models/sequential/summary", json=body)
+    assert summary.status_code == 200, summary.text
+    figures = summary.json()
+    assert [layer["output_shape"] for layer in figures["layers"]] == [[64, 32, 32], [65536], [10]]
+    assert figures["parameters"] == (27 * 64 + 64) + (65536 * 10 + 10)
+    assert figures["flops"] == 2 * 32 * 32 * 64 * 27 + 2 * 65536 * 10
+    assert figures["checkpoint_bytes"] == 4 * figures["parameters"]
+    assert client.post("/models/linear/summary", json={}).status_code == 404
+    assert client.post("/models/nope/summary", json={}).status_code == 404
+
+
+def test_presets_are_the_built_in_networks(client: TestClient) -> None:
+    presets = client.get("/models/sequential/presets").json()
+    assert presets["count"] == 4
+    for preset in presets["data"]:
+        summary = client.post("/models/sequential/summary", json=preset["params"]).json()
+        built_in = REGISTRY[preset["mirrors"]]
+        network = built_in.build(built_in.options())
+        assert summary["parameters"] == sum(p.numel() for p in network.parameters())
+    assert client.get("/models/linear/presets").status_code == 404
+
+
+def run_next_job(settings: Settings) -> None:
+    """Claim and train the queued job in this process, as a worker would."""
+    engine = make_engine(settings)
+    job = claim(engine)
+    assert job is not None
+    JobRun(
+        settings,
+        engine,
+        job,
+        device="cpu",
+        worker_id=None,
+        beat_interval_s=5.0,
+        should_pause=lambda: False,
+    ).perform()
+    engine.dispose()
+
+
+def test_a_trained_diabetes_network_answers_json_and_refuses_files(
+    client: TestClient, settings: Settings
+) -> None:
+    layers = [
+        {"type": "linear", "out_features": 4},
+        {"type": "tanh"},
+        {"type": "linear", "out_features": 1},
+    ]
+    params = {"data": "diabetes", "layers": layers, "epochs": 2}
+    job = client.post("/jobs", json={"model": "sequential", "params": params}).json()
+    assert job["params"]["layers"][0] == {
+        "type": "linear",
+        "in_features": None,
+        "out_features": 4,
+        "bias": True,
+    }
+    run_next_job(settings)
+    assert client.get(f"/jobs/{job['id']}").json()["status"] == "succeeded"
+    answer = client.post("/predict/sequential", json={"features": [[0.0] * 8, [0.5] * 8]})
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["probabilities"]) == 2
+    files = {"file": ("seven.png", encode(seven(), "PNG"), "image/png")}
+    refused = client.post("/predict/sequential", files=files)
+    assert refused.status_code == 422 and "diabetes features" in refused.json()["detail"]
+    wrong = client.post("/predict/sequential", json={"image": [[0] * 28] * 28})
+    assert wrong.status_code == 422 and "diabetes" in wrong.json()["detail"]
+
+
+def test_a_trained_mnist_network_reads_uploads_as_mnist_mlp_does(
+    client: TestClient, settings: Settings
+) -> None:
+    raw = settings.data_dir / "MNIST" / "raw"
+    for prefix, count, seed in (("train", 80, 1), ("t10k", 20, 2)):
+        images, labels = synthetic_digits(count, seed)
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+    params = {"data": "mnist", "layers": SMALL_MNIST, "epochs": 1, "batch_size": 16}
+    job_id = client.post("/jobs", json={"model": "sequential", "params": params}).json()["id"]
+    run_next_job(settings)
+    job = client.get(f"/jobs/{job_id}").json()
+    assert job["status"] == "succeeded", job
+    files = {"file": ("seven.png", encode(seven(), "PNG"), "image/png")}
+    answer = client.post("/predict/sequential", files=files)
+    assert answer.status_code == 200, answer.text
+    assert 0 <= answer.json()["predictions"][0]["digit"] <= 9
+    pixels = client.post("/predict/sequential", json={"image": [[0] * 28] * 28})
+    assert pixels.status_code == 200 and pixels.json()["job_id"] == job_id
+
+
+def test_a_sweep_searches_layer_widths_and_dropout(client: TestClient) -> None:
+    layers = [
+        {"type": "linear", "out_features": 6},
+        {"type": "dropout", "p": 0.0},
+        {"type": "linear", "out_features": 1},
+    ]
+    body = {
+        "model": "sequential",
+        "params": {"data": "diabetes", "layers": layers, "epochs": 2},
+        "space": {"layers[0].out_features": [4, 8], "layers[1].p": {"values": [0.1, 0.2]}},
+    }
+    created = client.post("/sweeps", json=body)
+    assert created.status_code == 201, created.text
+    board = client.get(f"/sweeps/{created.json()['id']}").json()["leaderboard"]
+    widths = sorted(trial["params"]["layers[0].out_features"] for trial in board)
+    assert widths == [4, 8]
+    for trial in board:
+        params = client.get(f"/jobs/{trial['job_id']}").json()["params"]
+        assert params["layers"][0]["out_features"] == trial["params"]["layers[0].out_features"]
+        assert params["layers"][1]["p"] == trial["params"]["layers[1].p"]
+    bad = {**body, "space": {"layers[7].p": [0.1]}}
+    refused = client.post("/sweeps", json=bad)
+    assert refused.status_code == 422 and "no such layer" in refused.text
+
+
+def test_init_from_starts_a_sequential_job_from_an_earlier_ones_weights(
+    client: TestClient, settings: Settings
+) -> None:
+    params = {"data": "diabetes", "epochs": 1}
+    first = client.post("/jobs", json={"model": "sequential", "params": params}).json()["id"]
+    run_next_job(settings)
+    second = client.post(
+        "/jobs", json={"model": "sequential", "params": {**params, "init_from": first}}
+    ).json()["id"]
+    run_next_job(settings)
+    assert client.get(f"/jobs/{second}").json()["status"] == "succeeded"
+    wider = {**params, "init_from": first, "layers[0].out_features": 7}
+    third = client.post("/jobs", json={"model": "sequential", "params": wider}).json()["id"]
+    run_next_job(settings)
+    failed = client.get(f"/jobs/{third}").json()
+    assert failed["status"] == "failed" and "size mismatch" in failed["error"]

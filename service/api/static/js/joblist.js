@@ -1,6 +1,7 @@
 // The job list: newest first, polled so each row's status and progress stay current.
 
 import { describeError, request } from "./api.js";
+import { shownStatus } from "./jobview.js";
 
 const POLL_MS = 1500;
 
@@ -22,15 +23,19 @@ function row(job, selectedId) {
   const id = document.createElement("td");
   id.append(link);
   const badge = document.createElement("span");
-  badge.className = `badge status-${job.status}`;
-  badge.textContent = job.status;
+  const shown = shownStatus(job);
+  badge.className = `badge status-${shown}`;
+  badge.textContent = shown;
   const status = document.createElement("td");
   status.append(badge);
   const progress = job.status === "queued" && job.queue_position
     ? `queue #${job.queue_position}`
     : `${job.epoch} / ${job.epochs}`;
   const duration = job.duration_s === null ? "" : `${job.duration_s.toFixed(1)} s`;
-  tr.append(id, cell(job.model), status, cell(progress, "num"), cell(duration, "num"));
+  const model = cell(job.model);
+  if (job.name) model.append(` · ${job.name}`);
+  if (job.waiting_reason) status.title = job.waiting_reason;
+  tr.append(id, model, status, cell(progress, "num"), cell(duration, "num"));
   tr.addEventListener("click", () => {
     location.hash = `#job/${job.id}`;
   });

@@ -48,6 +48,17 @@ async function setUpJobForm(onSubmitted) {
   };
   select.addEventListener("change", showModel);
   showModel();
+  // "Clone and edit" on a job: its model and params in the form, ready to change and submit.
+  document.addEventListener("clone-job", (event) => {
+    const job = event.detail;
+    if (!byName.has(job.model)) return;
+    select.value = job.model;
+    showModel();
+    form.fill(job.params);
+    formError.textContent = "";
+    summary.textContent = `Cloned from job #${job.id}: edit and submit.`;
+    $("#submit-panel").scrollIntoView({ block: "start" });
+  });
 
   $("#job-form").addEventListener("submit", async (event) => {
     event.preventDefault();

@@ -117,3 +117,44 @@ def test_failed_one_epoch_and_waiting_jobs(page: Page) -> None:
     page.click("#job-view [data-action=cancel]")
     wait_for_view_status(page, "cancelled")
     assert tab.errors == []
+
+
+def listed_ids(page: Any) -> list[int]:
+    return [
+        int(i)
+        for i in page.eval_on_selector_all(
+            "#job-list tbody tr", "rs => rs.map(r => r.dataset.jobId)"
+        )
+    ]
+
+
+def test_the_job_list_filters_and_sorts(page: Page) -> None:
+    tab, page = page, page.page
+    alpha = api_job(page, name="alpha run", tags=["keep"], params={"epochs": 3})
+    beta = api_job(page, name="beta", note="compare with alpha", params={"epochs": 3})
+    other = api_job(page, model="quadratic", params={"epochs": 3})
+    page.locator(f"#job-list tr[data-job-id='{other}']").wait_for()
+    page.fill("#job-filters [name=q]", "alpha")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#job-list tbody tr')].map(r => r.dataset.jobId).join()"
+        f" === '{beta},{alpha}'"
+    )
+    assert "alpha run" in page.inner_text(f"#job-list tr[data-job-id='{alpha}']")
+    page.fill("#job-filters [name=q]", "")
+    page.fill("#job-filters [name=tag]", "keep")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#job-list tbody tr')].map(r => r.dataset.jobId).join()"
+        f" === '{alpha}'"
+    )
+    tab.shoot("filtered-by-tag")
+    page.fill("#job-filters [name=tag]", "")
+    page.select_option("#job-filters [name=sort]", "id")
+    # Oldest first: ascending ids (other tests' jobs are here too, some deleted).
+    page.wait_for_function(
+        "(ids => ids.length > 2 && ids.every((id, i) => i === 0 || ids[i - 1] < id))("
+        "[...document.querySelectorAll('#job-list tbody tr')].map(r => Number(r.dataset.jobId)))"
+    )
+    assert listed_ids(page) == sorted(listed_ids(page))
+    page.fill("#job-filters [name=q]", "no such job")
+    page.locator("#job-list-message", has_text="No job matches.").wait_for()
+    assert tab.errors == []

@@ -84,7 +84,7 @@ async function setUpJobForm(onSubmitted) {
 function main() {
   setUpApiKey();
   const view = new JobView($("#job-view"));
-  const list = startJobList($("#job-list tbody"), $("#job-list-message"), selectedJobId);
+  const list = startJobList($("#job-list tbody"), $("#job-list-message"), selectedJobId, $("#job-filters"));
   const route = () => {
     const jobId = selectedJobId();
     if (jobId !== null && jobId !== view.jobId) view.show(jobId);

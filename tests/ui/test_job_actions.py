@@ -3,6 +3,7 @@ failed job's error where its chart would be, a one-epoch job's dot, a job that c
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -157,4 +158,35 @@ def test_the_job_list_filters_and_sorts(page: Page) -> None:
     assert listed_ids(page) == sorted(listed_ids(page))
     page.fill("#job-filters [name=q]", "no such job")
     page.locator("#job-list-message", has_text="No job matches.").wait_for()
+    assert tab.errors == []
+
+
+def test_a_pruned_trial_is_labelled_pruned(page: Page) -> None:
+    tab, page = page, page.page
+    # As tests/integration/test_sweeps_e2e.py: the smallest rates reach the rung last, worst.
+    body = {
+        "model": "diabetes",
+        "params": {"epochs": 6, "momentum": 0.9},
+        "space": {"lr": [0.3, 0.1, 0.003, 0.001]},
+        "halving": {"rungs": [2], "eta": 3},
+    }
+    created = page.request.post("/sweeps", data=body)
+    assert created.status == 201, created.text()
+    sweep_id = created.json()["id"]
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while True:
+        board = page.request.get(f"/sweeps/{sweep_id}").json()
+        if board["status"] == "finished":
+            break
+        assert time.monotonic() < deadline, board
+        page.wait_for_timeout(300)
+    pruned = [t["job_id"] for t in board["leaderboard"] if t["status"] == "pruned"]
+    assert pruned, board
+    open_job(page, pruned[0])
+    page.locator("#job-view .job-state .status-pruned", has_text="pruned").wait_for()
+    page.locator(f"#job-list tr[data-job-id='{pruned[0]}'] .status-pruned").wait_for()
+    tab.shoot("pruned-trial")
+    page.evaluate(f"location.hash = '#sweep/{sweep_id}'")
+    row = page.locator(f"#sweep-view .leaderboard tr[data-job-id='{pruned[0]}']")
+    assert "pruned" in row.inner_text()
     assert tab.errors == []

@@ -1,4 +1,5 @@
-"""Which accelerators this host has, which device each worker owns, and what it may claim."""
+"""Which accelerators this host has and which device each worker owns (what it may claim:
+service/store/devices.py)."""
 
 from __future__ import annotations
 
@@ -17,16 +18,6 @@ def worker_devices(pool_size: int | None) -> list[str]:
         return [gpus[i % len(gpus)] for i in range(size)]
     accelerator = "mps" if torch.backends.mps.is_available() else "cpu"
     return [accelerator] * (pool_size if pool_size is not None else 1)
-
-
-def claimable_requests(worker_device: str) -> list[str]:
-    """The job ``device`` values a worker owning ``worker_device`` can honour."""
-    requests = ["auto", "cpu"]
-    if worker_device.startswith("cuda"):
-        requests += ["cuda", worker_device]
-    elif worker_device == "mps":
-        requests.append("mps")
-    return requests
 
 
 def resolve_device(requested: str, worker_device: str) -> torch.device:

@@ -15,10 +15,10 @@ from sqlalchemy.engine import Engine
 
 from torchkiln.service.store import worker_processes
 from torchkiln.service.store.db import make_engine
+from torchkiln.service.store.devices import claimable_requests
 from torchkiln.service.store.jobs import WorkerIdentity, claim_next_job, requeue_stale_jobs
 from torchkiln.service.store.log_records import configure_logging
 from torchkiln.service.store.settings import Settings
-from torchkiln.workers.devices import claimable_requests
 from torchkiln.workers.job_run import JobRun
 
 logger = logging.getLogger(__name__)

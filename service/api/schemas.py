@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from torchkiln.service.store.patterns import DEVICE_PATTERN
+from torchkiln.service.store.patterns import DEVICE_PATTERN, TAG_PATTERN
 from torchkiln.service.store.states import JobState, WorkerState
+
+JobName = Annotated[str, Field(min_length=1, max_length=128, examples=["baseline"])]
+JobTags = Annotated[
+    list[Annotated[str, Field(pattern=TAG_PATTERN)]],
+    Field(
+        max_length=16, description="Short words to filter by (GET /jobs?tag=).", examples=[["a"]]
+    ),
+]
+JobNote = Annotated[str, Field(max_length=10_000, description="Free text.")]
 
 
 class JobCreate(BaseModel):
@@ -27,6 +36,19 @@ class JobCreate(BaseModel):
         "auto", pattern=DEVICE_PATTERN, description="auto (cuda, then mps, then cpu), or one."
     )
     priority: int = Field(0, ge=-1000, le=1000, description="Higher runs first; ties: oldest.")
+    name: JobName | None = None
+    tags: JobTags = Field(default_factory=list)
+    note: JobNote | None = None
+
+
+class JobUpdate(BaseModel):
+    """PATCH /jobs/{id}: the labels given are replaced (null clears a name or note)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: JobName | None = None
+    tags: JobTags | None = None
+    note: JobNote | None = None
 
 
 class WorkerPublic(BaseModel):
@@ -62,6 +84,12 @@ class JobPublic(BaseModel):
     finished_at: datetime | None
     heartbeat_at: datetime | None
     duration_s: float | None = Field(description="Wall time from start to finish (or now).")
+    name: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    note: str | None = None
+    waiting_reason: str | None = Field(
+        None, description="Why a queued job cannot start (no live worker can run its device)."
+    )
 
 
 class JobsPublic(BaseModel):

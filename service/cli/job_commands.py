@@ -11,15 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from torchkiln.service.cli.http import (
-    DEFAULT_URL,
-    REQUEST_FAILED,
-    ApiKey,
-    Url,
-    call,
-    connect,
-    console,
-)
+from torchkiln.service.cli.http import REQUEST_FAILED, ApiKey, Url, call, connect, console
 
 if TYPE_CHECKING:
     import httpx
@@ -44,7 +36,11 @@ def load_spec(path: Path) -> dict[str, Any]:
 
 
 def build_job(
-    model: str | None, params: list[str], spec_file: Path | None, priority: int | None
+    model: str | None,
+    params: list[str],
+    spec_file: Path | None,
+    priority: int | None,
+    labels: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     body = load_spec(spec_file) if spec_file is not None else {}
     body["params"] = dict(body.get("params") or {})
@@ -57,12 +53,14 @@ def build_job(
         body["model"] = model
     if priority is not None:
         body["priority"] = priority
+    body.update({k: v for k, v in (labels or {}).items() if v})
     if not body.get("model"):
         raise typer.BadParameter("name a model, or give a spec file with one")
     return body
 
 
 def submit(
+    ctx: typer.Context,
     model: Annotated[str | None, typer.Argument(help="Model name; optional with --spec.")] = None,
     param: Annotated[
         list[str] | None, typer.Option("--param", "-p", help="Option as key=value; repeatable.")
@@ -72,12 +70,15 @@ def submit(
     ] = None,
     priority: Annotated[int | None, typer.Option(help="Higher runs first.")] = None,
     watch: Annotated[bool, typer.Option(help="Then follow it like `torchkiln watch`.")] = False,
-    url: Url = DEFAULT_URL,
+    name: Annotated[str | None, typer.Option(help="A name for the job.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag; repeatable.")] = None,
+    note: Annotated[str | None, typer.Option(help="Free text kept with the job.")] = None,
+    url: Url = None,
     api_key: ApiKey = None,
 ) -> None:
     """Queue a training job and print its id."""
-    body = build_job(model, param or [], spec, priority)
-    with connect(url, api_key) as client:
+    body = build_job(model, param or [], spec, priority, {"name": name, "tags": tag, "note": note})
+    with connect(ctx, url, api_key) as client:
         job = call(client, "POST", "/jobs", json=body)
         console().print(job["id"])
         if watch:
@@ -92,51 +93,63 @@ def follow(client: httpx.Client, job_id: int) -> None:
 
 
 def watch(
+    ctx: typer.Context,
     job_id: Annotated[int, typer.Argument(help="The job to follow.")],
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     api_key: ApiKey = None,
 ) -> None:
     """Follow a job epoch by epoch until it ends: exit 0 succeeded, 1 failed, 2 cancelled."""
-    with connect(url, api_key) as client:
+    with connect(ctx, url, api_key) as client:
         call(client, "GET", f"/jobs/{job_id}")  # a readable 404 before streaming
         follow(client, job_id)
 
 
 def jobs(
+    ctx: typer.Context,
     status: Annotated[str | None, typer.Option(help="Only this state.")] = None,
     model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only jobs with this tag.")] = None,
+    search: Annotated[
+        str | None, typer.Option("--search", "-q", help="Text in the name, note or model.")
+    ] = None,
+    sort: Annotated[
+        str | None, typer.Option(help="A column, descending with a leading -: -created_at.")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     api_key: ApiKey = None,
 ) -> None:
-    """The newest jobs as a table."""
+    """The newest jobs as a table; a queued job that cannot start says why."""
     from rich.table import Table
 
-    query = {k: v for k, v in {"status": status, "model": model}.items() if v is not None}
-    with connect(url, api_key) as client:
+    wanted = {"status": status, "model": model, "tag": tag, "q": search, "sort": sort}
+    query = {k: v for k, v in wanted.items() if v is not None}
+    with connect(ctx, url, api_key) as client:
         page = call(client, "GET", "/jobs", params={**query, "limit": limit})
-    table = Table("id", "model", "status", "epoch", "device", "created", "seconds", "error")
+    table = Table("id", "name", "model", "status", "epoch", "device", "created", "seconds")
+    table.add_column("error / waiting", overflow="fold")
     for job in page["data"]:
         table.add_row(
             str(job["id"]),
+            job.get("name") or "",
             job["model"],
             job["status"],
             f"{job['epoch']}/{job['epochs']}",
-            job.get("device") or "",
+            job.get("device") or job.get("device_requested") or "",
             job["created_at"][:19].replace("T", " "),
             "" if job.get("duration_s") is None else f"{job['duration_s']:.1f}",
-            (job.get("error") or "")[:60],
+            (job.get("error") or job.get("waiting_reason") or "")[:80],
         )
     out = console()
     out.print(table)
     out.print(f"{len(page['data'])} of {page['count']}")
 
 
-def models(url: Url = DEFAULT_URL, api_key: ApiKey = None) -> None:
+def models(ctx: typer.Context, url: Url = None, api_key: ApiKey = None) -> None:
     """The model catalogue as a table."""
     from rich.table import Table
 
-    with connect(url, api_key) as client:
+    with connect(ctx, url, api_key) as client:
         catalogue = call(client, "GET", "/models")
     table = Table("name", "task", "tags", "uploads", "summary")
     for spec in catalogue["data"]:

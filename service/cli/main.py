@@ -10,12 +10,20 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from torchkiln.service.cli import job_commands, predict_command
+from torchkiln.service.cli import job_actions, job_commands, predict_command, sweep_commands
+from torchkiln.service.cli.http import DEFAULT_URL, GlobalApiKey, GlobalUrl, Remote
 
 if TYPE_CHECKING:
     from torchkiln.service.store.settings import Settings
 
 app = typer.Typer(help="torchkiln: train and serve classic PyTorch models.", no_args_is_help=True)
+
+
+@app.callback()
+def remote(ctx: typer.Context, url: GlobalUrl = DEFAULT_URL, api_key: GlobalApiKey = None) -> None:
+    """torchkiln: train and serve classic PyTorch models. ``--url``/``--api-key`` here (or
+    after a client sub-command) say which server the client commands talk to."""
+    ctx.obj = Remote(url, api_key)
 
 
 def migrated_settings() -> Settings:
@@ -113,8 +121,21 @@ def worker(
     pool.stop()
 
 
-for command in (job_commands.submit, job_commands.watch, job_commands.jobs, job_commands.models):
+for command in (
+    job_commands.submit,
+    job_commands.watch,
+    job_commands.jobs,
+    job_actions.show,
+    job_actions.label,
+    job_actions.logs,
+    job_actions.cancel,
+    job_actions.delete,
+    job_actions.promote,
+    job_actions.export,
+    job_commands.models,
+):
     app.command()(command)
+app.add_typer(sweep_commands.app, name="sweep")
 # ``predict mnist a.png`` and ``predict linear --x 1 2``: its own options are free-form.
 app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
     predict_command.predict

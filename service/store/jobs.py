@@ -45,6 +45,9 @@ def enqueue_job(
     device: str,
     priority: int,
     max_attempts: int,
+    name: str | None = None,
+    tags: list[str] | None = None,
+    note: str | None = None,
 ) -> Job:
     job = Job(
         model=model,
@@ -54,6 +57,9 @@ def enqueue_job(
         max_attempts=max_attempts,
         epochs=int(params["epochs"]),
         seed=int(params["seed"]),
+        name=name,
+        tags=list(tags or []),
+        note=note,
     )
     session.add(job)
     session.flush()
@@ -69,6 +75,26 @@ def get_job(session: Session, job_id: int) -> Job:
     return job
 
 
+# ``sort`` values of list_jobs: a column, descending with a leading ``-``.
+SORT_COLUMNS = {
+    "id": Job.id,
+    "created_at": Job.created_at,
+    "finished_at": Job.finished_at,
+    "name": Job.name,
+    "model": Job.model,
+    "status": Job.status,
+    "priority": Job.priority,
+    "epoch": Job.epoch,
+    "best_value": Job.best_value,
+}
+SORTS = tuple(f"{sign}{name}" for name in SORT_COLUMNS for sign in ("", "-"))
+
+
+def _like_escaped(text: str) -> str:
+    """``text`` as a literal inside a LIKE pattern (escape character ``\\``)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def list_jobs(
     session: Session,
     *,
@@ -76,16 +102,49 @@ def list_jobs(
     model: str | None,
     limit: int,
     offset: int,
+    tag: str | None = None,
+    q: str | None = None,
+    sort: str = "-id",
 ) -> tuple[list[Job], int]:
-    """A page of jobs, newest first, and the count of all that match."""
+    """A page of jobs (newest first unless ``sort`` says otherwise), and the count of all
+    that match. ``tag``: jobs carrying it; ``q``: a case-blind substring of name, note or
+    model."""
     query = select(Job)
     if status is not None:
         query = query.where(Job.status == status)
     if model is not None:
         query = query.where(Job.model == model)
+    if tag is not None:
+        # Tags are a JSON list on both databases; its text holds each tag in double quotes
+        # (tags cannot contain one), so a quoted LIKE matches whole tags only.
+        pattern = f'%"{_like_escaped(tag)}"%'
+        query = query.where(sa.cast(Job.tags, sa.Text).like(pattern, escape="\\"))
+    if q:
+        pattern = f"%{_like_escaped(q.lower())}%"
+        fields = (Job.name, Job.note, Job.model)
+        query = query.where(
+            sa.or_(*(func.lower(col(f)).like(pattern, escape="\\") for f in fields))
+        )
     count = session.exec(select(func.count()).select_from(query.subquery())).one()
-    page = session.exec(query.order_by(col(Job.id).desc()).offset(offset).limit(limit)).all()
+    column = col(SORT_COLUMNS[sort.removeprefix("-")])
+    order = column.desc() if sort.startswith("-") else column.asc()
+    # Jobs without the value (no name, no best yet) come last either way; id breaks ties.
+    ordered = query.order_by(order.nulls_last(), col(Job.id).desc())
+    page = session.exec(ordered.offset(offset).limit(limit)).all()
     return list(page), count
+
+
+def update_job(*, session: Session, job_id: int, changes: dict[str, Any]) -> Job:
+    """Set a job's ``name``, ``tags`` or ``note`` (the keys given), whatever its state."""
+    unknown = set(changes) - {"name", "tags", "note"}
+    if unknown:
+        raise ValueError(f"not editable: {sorted(unknown)}")
+    job = get_job(session, job_id)
+    for key, value in changes.items():
+        setattr(job, key, list(value or []) if key == "tags" else value)
+    session.add(job)
+    session.flush()
+    return job
 
 
 def _queue_order() -> tuple[Any, ...]:

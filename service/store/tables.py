@@ -109,6 +109,15 @@ class Job(SQLModel, table=True):
     # Why a succeeded job ended before its last epoch (early stopping, sweep halving).
     stop_reason: str | None = Field(default=None, sa_type=sa.Text)
     sweep_id: int | None = Field(default=None, foreign_key="sweep.id", index=True)
+    # A person's labels: what the job is for; PATCH /jobs/{id} edits them at any state.
+    name: str | None = Field(default=None, max_length=128)
+    tags: list[str] = Field(
+        default_factory=list,
+        sa_type=sa.JSON,
+        nullable=False,
+        sa_column_kwargs={"server_default": sa.text("'[]'")},
+    )
+    note: str | None = Field(default=None, sa_type=sa.Text)
 
 
 class MetricPoint(SQLModel, table=True):

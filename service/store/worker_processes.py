@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
 from torchkiln.service.store.db import write_session
+from torchkiln.service.store.devices import claimable_requests
 from torchkiln.service.store.jobs import WorkerIdentity
-from torchkiln.service.store.states import WorkerState
-from torchkiln.service.store.tables import WorkerProcess, utcnow
+from torchkiln.service.store.states import JobState, WorkerState
+from torchkiln.service.store.tables import Job, WorkerProcess, utcnow
 
 # Rows of workers gone this long are deleted: every respawn adds one.
 KEEP_GONE_WORKERS = timedelta(days=1)
@@ -77,13 +79,36 @@ def is_live(worker: WorkerProcess, lease_s: float) -> bool:
     return recent and worker.status in (WorkerState.IDLE, WorkerState.BUSY)
 
 
+def _live(lease_s: float) -> tuple[Any, ...]:
+    return (
+        col(WorkerProcess.heartbeat_at) >= utcnow() - timedelta(seconds=2 * lease_s),
+        col(WorkerProcess.status).in_([WorkerState.IDLE, WorkerState.BUSY]),
+    )
+
+
 def count_live_workers(session: Session, lease_s: float) -> int:
-    return session.exec(
-        select(func.count()).where(
-            col(WorkerProcess.heartbeat_at) >= utcnow() - timedelta(seconds=2 * lease_s),
-            col(WorkerProcess.status).in_([WorkerState.IDLE, WorkerState.BUSY]),
+    return session.exec(select(func.count()).where(*_live(lease_s))).one()
+
+
+def waiting_reasons(session: Session, jobs: list[Job], lease_s: float) -> dict[int, str]:
+    """Why each queued job in ``jobs`` cannot start: no live worker, or none whose device
+    can honour its ``device`` request. Jobs that only wait their turn are left out."""
+    queued = [job for job in jobs if job.status == JobState.QUEUED and job.id is not None]
+    if not queued:
+        return {}
+    devices = sorted(set(session.exec(select(WorkerProcess.device).where(*_live(lease_s))).all()))
+    if not devices:
+        reason = "no live worker: start one (torchkiln worker, or serve --workers N)"
+        return {job.id: reason for job in queued}  # type: ignore[misc]
+    claimable = {request for device in devices for request in claimable_requests(device)}
+    return {
+        job.id: (  # type: ignore[misc]
+            f"no live worker can run device {job.device_requested!r}; "
+            f"live workers have: {', '.join(devices)}"
         )
-    ).one()
+        for job in queued
+        if job.device_requested not in claimable
+    }
 
 
 def list_workers(session: Session, *, limit: int, offset: int) -> tuple[list[WorkerProcess], int]:

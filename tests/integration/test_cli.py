@@ -32,11 +32,11 @@ def test_submit_watch_jobs_predict_models(cli: CliRunner, http: httpx.Client) ->
     assert again.exit_code == 0 and f"job {job_id} succeeded" in again.output
     table = cli.invoke(app, ["jobs", "--model", "linear", "--status", "succeeded"])
     assert table.exit_code == 0 and "60/60" in table.output, table.output
-    answer = cli.invoke(app, ["predict", "linear", "--x", "1", "2", "-3"])
+    answer = cli.invoke(app, ["predict", "linear", "--x", "1", "2", "-3", "--raw"])
     assert answer.exit_code == 0, answer.output
     assert f'"job_id": {job_id}' in answer.output and '"y"' in answer.output
     bare = cli.invoke(app, ["predict", "linear", "4", "--job-id", str(job_id)])
-    assert bare.exit_code == 0 and '"y"' in bare.output, bare.output
+    assert bare.exit_code == 0 and f"job {job_id} (linear)" in bare.output, bare.output
     listed = cli.invoke(app, ["models"])
     assert listed.exit_code == 0 and "mnist_cnn" in listed.output
     # The worker wrote this job's log lines and the scrape counted its epochs.

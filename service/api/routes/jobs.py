@@ -1,9 +1,9 @@
-"""Job routes: submit, list, read, cancel, and the metric history."""
+"""Job routes: submit, list, read, label (PATCH), cancel, and the metric history."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Response, status
@@ -16,10 +16,11 @@ from torchkiln.service.api.schemas import (
     JobCreate,
     JobPublic,
     JobsPublic,
+    JobUpdate,
     MetricsPublic,
     WorkerPublic,
 )
-from torchkiln.service.store import jobs, metric_history, versions
+from torchkiln.service.store import jobs, metric_history, versions, worker_processes
 from torchkiln.service.store.db import write_session
 from torchkiln.service.store.states import TERMINAL, JobState
 from torchkiln.service.store.tables import MAX_ROW_ID, Job, utcnow
@@ -27,7 +28,12 @@ from torchkiln.service.store.tables import MAX_ROW_ID, Job, utcnow
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
-def job_public(job: Job, queue_position: int | None = None, disk_bytes: int = 0) -> JobPublic:
+def job_public(
+    job: Job,
+    queue_position: int | None = None,
+    disk_bytes: int = 0,
+    waiting_reason: str | None = None,
+) -> JobPublic:
     worker = None
     if job.worker_host is not None and job.worker_pid is not None:
         worker = WorkerPublic(host=job.worker_host, pid=job.worker_pid)
@@ -36,6 +42,7 @@ def job_public(job: Job, queue_position: int | None = None, disk_bytes: int = 0)
         worker=worker,
         queue_position=queue_position,
         disk_bytes=disk_bytes,
+        waiting_reason=waiting_reason,
         duration_s=_duration_s(job.started_at, job.finished_at, job.status),
     )
 
@@ -86,32 +93,72 @@ def submit_job(body: JobCreate, engine: EngineDep, settings: SettingsDep) -> Job
             device=body.device,
             priority=body.priority,
             max_attempts=settings.max_attempts,
+            name=body.name,
+            tags=body.tags,
+            note=body.note,
         )
         position = jobs.queue_positions(session, [job]).get(job.id)  # type: ignore[arg-type]
-    return job_public(job, position)
+        reasons = worker_processes.waiting_reasons(session, [job], settings.lease_s)
+    return job_public(job, position, waiting_reason=reasons.get(job.id))  # type: ignore[arg-type]
 
 
 @router.get("", response_model=JobsPublic)
 def list_jobs(
     session: ReadSessionDep,
+    settings: SettingsDep,
     status: JobState | None = None,
     model: str | None = None,
+    tag: Annotated[str | None, Query(max_length=32, description="Jobs with this tag.")] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Text in the name, note or model.")
+    ] = None,
+    sort: Annotated[
+        Literal[jobs.SORTS],  # type: ignore[valid-type]
+        Query(description="A column, descending with a leading -."),
+    ] = "-id",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
 ) -> JobsPublic:
-    """Jobs newest first, optionally only one status or model."""
-    page, count = jobs.list_jobs(session, status=status, model=model, limit=limit, offset=offset)
+    """Jobs newest first (or by ``sort``), optionally only one status, model or tag, or
+    matching a text search."""
+    page, count = jobs.list_jobs(
+        session,
+        status=status,
+        model=model,
+        tag=tag,
+        q=q,
+        sort=sort,
+        limit=limit,
+        offset=offset,
+    )
     positions = jobs.queue_positions(session, page)
+    reasons = worker_processes.waiting_reasons(session, page, settings.lease_s)
     sizes = versions.disk_bytes(session, [j.id for j in page])  # type: ignore[misc]
-    data = [job_public(j, positions.get(j.id), sizes.get(j.id, 0)) for j in page]  # type: ignore[arg-type]
+    data = [
+        job_public(j, positions.get(j.id), sizes.get(j.id, 0), reasons.get(j.id))  # type: ignore[arg-type]
+        for j in page
+    ]
     return JobsPublic(data=data, count=count)
 
 
 @router.get("/{job_id}", response_model=JobPublic)
-def read_job(job_id: int, session: ReadSessionDep) -> JobPublic:
+def read_job(job_id: int, session: ReadSessionDep, settings: SettingsDep) -> JobPublic:
     job = jobs.get_job(session, job_id)
     size = versions.disk_bytes(session, [job_id]).get(job_id, 0)
-    return job_public(job, jobs.queue_positions(session, [job]).get(job_id), size)
+    reason = worker_processes.waiting_reasons(session, [job], settings.lease_s).get(job_id)
+    return job_public(job, jobs.queue_positions(session, [job]).get(job_id), size, reason)
+
+
+@router.patch("/{job_id}", response_model=JobPublic)
+def update_job(job_id: int, body: JobUpdate, engine: EngineDep) -> JobPublic:
+    """Set the job's name, tags or note (only the fields given), in any state."""
+    with write_session(engine) as session:
+        job = jobs.update_job(
+            session=session, job_id=job_id, changes=body.model_dump(exclude_unset=True)
+        )
+        size = versions.disk_bytes(session, [job_id]).get(job_id, 0)
+        position = jobs.queue_positions(session, [job]).get(job_id)
+    return job_public(job, position, size)
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic)

@@ -61,6 +61,7 @@ export class LineChart {
     this.xLabel = xLabel;
     this.yRange = yRange;
     this.series = new Map();
+    this.emptyText = "waiting for data…";
     this.isScheduled = false;
     this.figure = document.createElement("figure");
     this.figure.className = "chart";
@@ -94,6 +95,12 @@ export class LineChart {
     this.schedule();
   }
 
+  // What an empty chart says instead of "waiting for data…" (a failed job: why).
+  setEmptyText(text) {
+    this.emptyText = text;
+    this.schedule();
+  }
+
   count() {
     let total = 0;
     for (const { points } of this.series.values()) total += points.length;
@@ -122,7 +129,7 @@ export class LineChart {
     }
     if (this.yRange) [y0, y1] = this.yRange;
     if (!Number.isFinite(x0) || !Number.isFinite(y0)) return null;
-    if (x1 === x0) x1 = x0 + 1;
+    if (x1 === x0) [x0, x1] = [x0 - 1, x1 + 1]; // one epoch: its dot in the middle
     if (y1 === y0) [y0, y1] = [y0 - 0.5, y1 + 0.5];
     return { x0, x1, y0, y1 };
   }
@@ -133,7 +140,7 @@ export class LineChart {
     const box = this.bounds();
     if (!box) {
       this.svg.append(
-        svg("text", { x: WIDTH / 2, y: HEIGHT / 2, class: "empty" }, "waiting for data…"),
+        svg("text", { x: WIDTH / 2, y: HEIGHT / 2, class: "empty" }, this.emptyText),
       );
       this.renderLegend();
       return;
@@ -156,6 +163,13 @@ export class LineChart {
       line.dataset.series = name;
       line.dataset.count = String(points.length);
       this.svg.append(line);
+      // A polyline of one vertex draws nothing: a one-epoch job gets a dot.
+      if (finite.length === 1) {
+        const [[x, y]] = finite;
+        const dot = svg("circle", { cx: sx(x).toFixed(1), cy: sy(y).toFixed(1), r: 4, fill: color, class: "point" });
+        dot.dataset.series = name;
+        this.svg.append(dot);
+      }
     }
     this.renderLegend();
   }

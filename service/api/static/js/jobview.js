@@ -1,22 +1,146 @@
-// One job: its state, live loss and accuracy curves from the SSE stream, and for
-// logistic_hours the trained model's "hours vs probability of passing" curve.
+// One job: its state, live loss and accuracy curves from the SSE stream, its actions
+// (cancel, clone, download, logs, delete), labels and params, and for logistic_hours the
+// trained model's "hours vs probability of passing" curve.
 
-import { describeError, request } from "./api.js";
+import { authHeaders, describeError, request } from "./api.js";
 import { LineChart, formatNumber } from "./chart.js";
 import { openJobStream } from "./sse.js";
 
 const HOURS = Array.from({ length: 61 }, (_, i) => Math.round(i * 10) / 100);
+const TERMINAL = ["succeeded", "failed", "cancelled"];
+const LOG_POLL_MS = 1500;
+
+// A sweep trial stopped by successive halving succeeded as a job, but was pruned.
+export function shownStatus(job) {
+  return (job.stop_reason || "").startsWith("pruned") ? "pruned" : job.status;
+}
 
 export class JobView {
   constructor(root) {
     this.root = root;
     this.stream = null;
     this.jobId = null;
+    this.logTimer = null;
+    this.message = root.querySelector(".action-message");
+    for (const button of root.querySelectorAll(".job-actions button")) {
+      button.addEventListener("click", () => this.act(button.dataset.action));
+    }
+    root.querySelector(".job-labels").addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.saveLabels(event.target);
+    });
   }
 
   close() {
     if (this.stream) this.stream.close();
     this.stream = null;
+    this.stopLogs();
+  }
+
+  async act(action) {
+    this.message.textContent = "";
+    try {
+      if (action === "cancel") {
+        this.renderState(await request(`/jobs/${this.jobId}/cancel`, { method: "POST" }));
+      } else if (action === "clone") {
+        this.root.dispatchEvent(new CustomEvent("clone-job", { bubbles: true, detail: this.job }));
+      } else if (action === "download") {
+        await this.download();
+      } else if (action === "logs") {
+        this.toggleLogs();
+      } else if (action === "delete" && confirm(`Delete job #${this.jobId} and its checkpoints?`)) {
+        await request(`/jobs/${this.jobId}`, { method: "DELETE" });
+        this.close();
+        this.root.hidden = true;
+        this.jobId = null;
+        location.hash = "#";
+      }
+    } catch (error) {
+      this.message.textContent = describeError(error);
+    }
+  }
+
+  // Through fetch, not a link: with an API key the request needs its header.
+  async download() {
+    const response = await fetch(`/jobs/${this.jobId}/checkpoint`, { headers: authHeaders() });
+    if (!response.ok) {
+      const body = await response.json().catch(() => ({}));
+      throw new Error(`${response.status}: ${body.detail || response.statusText}`);
+    }
+    const found = /filename="([^"]+)"/.exec(response.headers.get("content-disposition") || "");
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(await response.blob());
+    link.download = found ? found[1] : `job${this.jobId}.safetensors`;
+    link.click();
+    URL.revokeObjectURL(link.href);
+  }
+
+  toggleLogs() {
+    const pre = this.root.querySelector(".job-logs");
+    if (!pre.hidden) {
+      this.stopLogs();
+      pre.hidden = true;
+      return;
+    }
+    pre.hidden = false;
+    pre.textContent = "";
+    let since = 0;
+    const jobId = this.jobId;
+    const poll = async () => {
+      const page = await request(`/jobs/${jobId}/logs?since=${since}`);
+      if (jobId !== this.jobId) return;
+      since = page.next_since;
+      const text = page.lines.map((l) => `${(l.time || "").slice(11, 19)} ${l.level || ""} ${l.message || ""}`);
+      if (text.length) pre.textContent += `${text.join("\n")}\n`;
+      if (!pre.textContent) pre.textContent = "no log lines yet";
+      if (TERMINAL.includes(this.job.status)) this.stopLogs();
+    };
+    poll().catch((error) => (pre.textContent = describeError(error)));
+    this.logTimer = setInterval(() => poll().catch(() => {}), LOG_POLL_MS);
+  }
+
+  stopLogs() {
+    if (this.logTimer) clearInterval(this.logTimer);
+    this.logTimer = null;
+  }
+
+  async saveLabels(form) {
+    const value = (name) => form.elements[name].value.trim() || null;
+    const tags = (value("tags") || "").split(/[\s,]+/).filter(Boolean);
+    try {
+      const job = await request(`/jobs/${this.jobId}`, {
+        method: "PATCH",
+        body: { name: value("name"), tags, note: value("note") },
+      });
+      this.renderState(job);
+      this.renderLabels(job);
+      this.message.textContent = "saved";
+    } catch (error) {
+      this.message.textContent = describeError(error);
+    }
+  }
+
+  renderLabels(job) {
+    const form = this.root.querySelector(".job-labels");
+    form.elements.name.value = job.name || "";
+    form.elements.tags.value = (job.tags || []).join(", ");
+    form.elements.note.value = job.note || "";
+    const title = `Job #${job.id} · ${job.model}${job.name ? ` · ${job.name}` : ""}`;
+    this.title.textContent = title;
+  }
+
+  renderParams(params) {
+    const rows = Object.entries(params || {}).map(([name, value]) => {
+      const tr = document.createElement("tr");
+      tr.dataset.param = name;
+      for (const text of [name, JSON.stringify(value)]) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        tr.append(td);
+      }
+      return tr;
+    });
+    this.root.querySelector(".job-params tbody").replaceChildren(...rows);
   }
 
   async show(jobId) {
@@ -36,6 +160,10 @@ export class JobView {
     this.charts = charts;
     this.hours = $(".hours-chart");
     this.hours.replaceChildren();
+    this.errorBox = $(".job-error");
+    this.errorBox.hidden = true;
+    this.message.textContent = "";
+    $(".job-logs").hidden = true;
     try {
       this.job = await request(`/jobs/${jobId}`);
     } catch (error) {
@@ -43,7 +171,8 @@ export class JobView {
       return;
     }
     if (this.jobId !== jobId) return;
-    this.title.textContent = `Job #${jobId} · ${this.job.model}`;
+    this.renderLabels(this.job);
+    this.renderParams(this.job.params);
     this.renderState(this.job);
     this.stream = openJobStream(jobId, {
       epoch: (event) => this.onEpoch(event),
@@ -84,17 +213,46 @@ export class JobView {
   renderState(job) {
     this.job = { ...this.job, ...job };
     const { status, epoch, epochs, error, device, stop_reason: stopReason } = this.job;
+    const waiting = status === "queued" ? this.job.waiting_reason : null;
     this.root.dataset.status = status;
     this.state.replaceChildren();
     const badge = document.createElement("span");
-    badge.className = `badge status-${status}`;
-    badge.textContent = status;
+    const shown = shownStatus(this.job);
+    badge.className = `badge status-${shown}`;
+    badge.textContent = shown;
     const where = device ? ` on ${device}` : "";
     this.state.append(badge, ` epoch ${epoch} / ${epochs}${where}`);
-    if (error) this.state.append(` · ${error}`);
+    if (waiting) this.state.append(` · waiting: ${waiting}`);
     if (stopReason) this.state.append(` · ${stopReason}`);
+    const tags = document.createElement("span");
+    tags.className = "job-tags";
+    for (const tag of this.job.tags || []) {
+      const item = document.createElement("span");
+      item.className = "tag";
+      item.textContent = tag;
+      tags.append(item);
+    }
+    this.state.append(tags);
     this.progress.max = epochs || 1;
     this.progress.value = epoch;
+    this.renderError(status, error);
+    this.renderActions(status);
+  }
+
+  // A failed job's error stands where its chart would be; an empty chart says so too.
+  renderError(status, error) {
+    const isFailed = status === "failed" && Boolean(error);
+    this.errorBox.hidden = !isFailed;
+    this.errorBox.textContent = isFailed ? `failed: ${error}` : "";
+    if (isFailed) this.loss.setEmptyText("no epochs recorded: the job failed");
+  }
+
+  renderActions(status) {
+    const isOver = TERMINAL.includes(status);
+    const shown = { cancel: !isOver, delete: isOver, download: status === "succeeded" };
+    for (const button of this.root.querySelectorAll(".job-actions button")) {
+      button.hidden = shown[button.dataset.action] === false;
+    }
   }
 
   // A state change also brings a device and worker; the job record has them.
@@ -103,7 +261,8 @@ export class JobView {
     try {
       const job = await request(`/jobs/${this.jobId}`);
       if (job.id === this.jobId) {
-        this.renderState({ device: job.device, error: job.error, stop_reason: job.stop_reason });
+        const { device, error, stop_reason: stopReason, waiting_reason: waitingReason } = job;
+        this.renderState({ device, error, stop_reason: stopReason, waiting_reason: waitingReason });
       }
     } catch {
       // The stream goes on; the next state change tries again.

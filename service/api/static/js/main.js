@@ -48,6 +48,17 @@ async function setUpJobForm(onSubmitted) {
   };
   select.addEventListener("change", showModel);
   showModel();
+  // "Clone and edit" on a job: its model and params in the form, ready to change and submit.
+  document.addEventListener("clone-job", (event) => {
+    const job = event.detail;
+    if (!byName.has(job.model)) return;
+    select.value = job.model;
+    showModel();
+    form.fill(job.params);
+    formError.textContent = "";
+    summary.textContent = `Cloned from job #${job.id}: edit and submit.`;
+    $("#submit-panel").scrollIntoView({ block: "start" });
+  });
 
   $("#job-form").addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -73,7 +84,7 @@ async function setUpJobForm(onSubmitted) {
 function main() {
   setUpApiKey();
   const view = new JobView($("#job-view"));
-  const list = startJobList($("#job-list tbody"), $("#job-list-message"), selectedJobId);
+  const list = startJobList($("#job-list tbody"), $("#job-list-message"), selectedJobId, $("#job-filters"));
   const route = () => {
     const jobId = selectedJobId();
     if (jobId !== null && jobId !== view.jobId) view.show(jobId);

@@ -133,5 +133,16 @@ export function renderForm(container, schema) {
     return unplaced;
   }
 
-  return { read, showErrors, clear };
+  // Clone-and-edit: every option set to the given job's value.
+  function fill(params) {
+    for (const [name, { kind, input }] of fields) {
+      if (kind === "const" || !(name in params)) continue;
+      const value = params[name];
+      if (kind === "boolean") input.checked = Boolean(value);
+      else if (kind === "json") input.value = value === null ? "" : JSON.stringify(value);
+      else input.value = value === null ? "" : String(value);
+    }
+  }
+
+  return { read, showErrors, clear, fill };
 }

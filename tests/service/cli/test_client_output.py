@@ -1,0 +1,68 @@
+"""The client commands' pure parts: which server, how refusals and answers read."""
+
+from __future__ import annotations
+
+import pytest
+from rich.console import Console
+
+from torchkiln.service.cli.http import DEFAULT_URL, Remote, error_lines, remote_of
+from torchkiln.service.cli.job_actions import attachment_name
+from torchkiln.service.cli.predict_command import answer_table
+
+
+def test_a_422_reads_as_one_field_message_a_line() -> None:
+    detail = [
+        {"loc": ["body", "params", "lr"], "msg": "Input should be greater than 0"},
+        {"loc": ["query", "sort"], "msg": "Input should be 'id'"},
+        {"loc": [], "msg": "no field"},
+    ]
+    assert error_lines(422, detail) == [
+        "422: invalid request",
+        "params.lr: Input should be greater than 0",
+        "sort: Input should be 'id'",
+        "request: no field",
+    ]
+    assert error_lines(409, "job 3 has finished") == ["409: job 3 has finished"]
+
+
+def test_the_nearer_option_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TORCHKILN_URL", raising=False)
+    monkeypatch.delenv("TORCHKILN_API_KEY", raising=False)
+    assert remote_of(None, None, None) == Remote(DEFAULT_URL, None)
+    monkeypatch.setenv("TORCHKILN_URL", "http://env:1")
+    assert remote_of(None, None, "k") == Remote("http://env:1", "k")
+    assert remote_of(None, "http://own:2", None).url == "http://own:2"
+
+
+def test_a_download_name_is_never_a_path() -> None:
+    assert attachment_name('attachment; filename="linear-job7.safetensors"', 7) == (
+        "linear-job7.safetensors"
+    )
+    assert attachment_name('attachment; filename="../../etc/passwd"', 7) == "passwd"
+    assert attachment_name("", 7) == "job7.safetensors"
+
+
+def test_answers_become_one_row_per_input() -> None:
+    table = answer_table(
+        {
+            "job_id": 1,
+            "model": "logistic_hours",
+            "probabilities": [0.1234567, 0.9],
+            "passes": [False, True],
+        },
+        {"hours": [1.0, 4.0]},
+    )
+    console = Console(width=120, record=True)
+    console.print(table)
+    text = console.export_text()
+    assert [c.header for c in table.columns] == ["hours", "probabilities", "passes"]
+    assert "0.1235" in text and "True" in text
+    digits = answer_table(
+        {
+            "predictions": [
+                {"digit": 7, "probability": 0.99, "top3": [{"digit": 7, "probability": 0.99}]}
+            ]
+        },
+        {"file": ["seven.png"]},
+    )
+    assert [c.header for c in digits.columns] == ["file", "digit", "probability", "top3"]

@@ -45,6 +45,7 @@ def enqueue_job(
     device: str,
     priority: int,
     max_attempts: int,
+    promote: dict[str, Any] | None = None,
 ) -> Job:
     job = Job(
         model=model,
@@ -54,6 +55,7 @@ def enqueue_job(
         max_attempts=max_attempts,
         epochs=int(params["epochs"]),
         seed=int(params["seed"]),
+        promote=promote,
     )
     session.add(job)
     session.flush()

@@ -109,6 +109,8 @@ class Job(SQLModel, table=True):
     # Why a succeeded job ended before its last epoch (early stopping, sweep halving).
     stop_reason: str | None = Field(default=None, sa_type=sa.Text)
     sweep_id: int | None = Field(default=None, foreign_key="sweep.id", index=True)
+    # Opt-in rule for moving an alias when the job succeeds (service/store/promotion.py).
+    promote: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON, nullable=True)
 
 
 class MetricPoint(SQLModel, table=True):

@@ -82,6 +82,7 @@ def submit_job(body: JobCreate, session: WriteSessionDep, settings: SettingsDep)
         device=body.device,
         priority=body.priority,
         max_attempts=settings.max_attempts,
+        promote=body.promote.model_dump() if body.promote is not None else None,
     )
     position = jobs.queue_positions(session, [job]).get(job.id)  # type: ignore[arg-type]
     return job_public(job, position)

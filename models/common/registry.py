@@ -52,6 +52,33 @@ class DataUnavailable(Exception):
 
 
 @dataclass(frozen=True)
+class TensorSpec:
+    """One named tensor of a model's tensor interface; -1 in ``shape`` is any size (the batch).
+
+    ``datatype`` is an Open Inference Protocol name: FP32, INT64, UINT8, BYTES, ...
+    """
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class TensorSignature:
+    """A model's interface in tensors, for tensor protocols and exported graphs.
+
+    ``to_batch`` turns the named input tensors (already checked against ``inputs``' shapes)
+    into the network's input batch; ``from_outputs`` turns the network's output batch into the
+    named ``outputs`` (a tensor, or a list of strings for BYTES).
+    """
+
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    to_batch: Callable[[dict[str, torch.Tensor]], torch.Tensor]
+    from_outputs: Callable[[torch.Tensor], dict[str, torch.Tensor | list[str]]]
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """Everything the service and workers need to know about one model.
 
@@ -61,6 +88,7 @@ class ModelSpec:
     ``decode_upload(bytes)`` (image models) turns one uploaded file into a one-sample batch.
     ``augment(x, generator)`` (optional) transforms a training batch on its device.
     ``report(module)`` (optional) adds per-epoch metrics such as the learned weights.
+    ``tensors`` (optional) describes the model in named tensors (Open Inference Protocol).
     """
 
     name: str
@@ -78,6 +106,7 @@ class ModelSpec:
     ) = None
     report: Callable[[nn.Module], dict[str, float]] | None = None
     tags: tuple[str, ...] = field(default_factory=tuple)
+    tensors: TensorSignature | None = None
 
     def parse_options(self, params: dict[str, Any]) -> TrainOptions:
         """Validate job params against this model's option schema (raises ValidationError)."""

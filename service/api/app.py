@@ -16,6 +16,7 @@ from torchkiln.service.api.prometheus import PredictTimer, make_telemetry
 from torchkiln.service.api.routes import (
     events,
     health,
+    inference_v2,
     jobs,
     logs,
     models,
@@ -71,6 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (*routers, worker_processes.router, prometheus.router):
         app.include_router(router, dependencies=protected, responses=ERROR_RESPONSES)
     app.include_router(versions.router, dependencies=protected, responses=ERROR_RESPONSES)
+    # Its errors are the protocol's {"error": ...}, not ERROR_RESPONSES' {"detail": ...}.
+    app.include_router(inference_v2.router, dependencies=protected)
     mount_web(app)
     app.add_middleware(
         BodyLimit,

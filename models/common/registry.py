@@ -69,13 +69,15 @@ class TensorSignature:
 
     ``to_batch`` turns the named input tensors (already checked against ``inputs``' shapes)
     into the network's input batch; ``from_outputs`` turns the network's output batch into the
-    named ``outputs`` (a tensor, or a list of strings for BYTES).
+    named ``outputs`` (a tensor, or a list of strings for BYTES). ``classes`` names a
+    classifier's labels in order.
     """
 
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     to_batch: Callable[[dict[str, torch.Tensor]], torch.Tensor]
     from_outputs: Callable[[torch.Tensor], dict[str, torch.Tensor | list[str]]]
+    classes: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

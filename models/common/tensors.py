@@ -30,6 +30,7 @@ def feature_tensors(name: str, width: int, task: Task, output: str = "y") -> Ten
         outputs=outputs,
         to_batch=lambda tensors: tensors[name].float(),
         from_outputs=from_outputs,
+        classes=None if task == "regression" else ("0", "1"),
     )
 
 
@@ -66,4 +67,5 @@ def image_tensors(
         outputs=tuple(outputs),
         to_batch=lambda tensors: to_batch(tensors["image"].float() / 255.0),
         from_outputs=from_outputs,
+        classes=tuple(classes) if classes is not None else tuple(map(str, range(count))),
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -11,33 +10,15 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
-from tests.conftest import make_settings
-from tests.models.fixtures import synthetic_digits, write_idx
-from tests.utils.http_jobs import predict, submit
-from tests.utils.live_server import LiveServer, wait_for_job
+from tests.models.fixtures import synthetic_digits
+from tests.utils.http_jobs import predict
+from tests.utils.live_server import LiveServer
+from tests.utils.trained_server import start_trained
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """A server with tiny MNIST files, and one succeeded job of each model under test."""
-    root: Path = tmp_path_factory.mktemp("v2")
-    raw = root / "data" / "MNIST" / "raw"
-    for split, n, seed in (("train", 120, 1), ("t10k", 40, 2)):
-        images, labels = synthetic_digits(n, seed=seed)
-        write_idx(raw / f"{split}-images-idx3-ubyte", images)
-        write_idx(raw / f"{split}-labels-idx1-ubyte", labels)
-    settings = make_settings(root, f"sqlite:///{root / 'kiln.db'}")
-    server = LiveServer(settings.model_copy(update={"data_dir": root / "data"}), root / "log")
-    server.start()
-    with server.client() as http:
-        for model, params in (
-            ("linear", {"epochs": 500}),
-            ("logistic_hours", {"epochs": 1000, "optimizer": "sgd", "lr": 0.05}),
-            ("mnist_mlp", {"epochs": 1, "batch_size": 32}),
-        ):
-            assert wait_for_job(http, submit(http, model, **params), timeout_s=120)["status"] == (
-                "succeeded"
-            )
+    server, _ = start_trained(tmp_path_factory.mktemp("v2"))
     yield server
     server.stop()
 

@@ -14,12 +14,14 @@ from typing import Any
 import orjson
 import torch
 from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from torchkiln.models import REGISTRY
 from torchkiln.models.common.registry import ModelSpec, TensorSignature, TensorSpec
 from torchkiln.service.api.deps import EngineDep, ModelCacheDep
 from torchkiln.service.api.errors import ERROR_STATUS
+from torchkiln.service.api.schemas import ERROR_RESPONSES
 from torchkiln.service.api.serving.predictions import ModelCache, Source
 from torchkiln.service.api.serving.tensor_codec import (
     HEADER_LENGTH,
@@ -37,7 +39,24 @@ from torchkiln.service.store.tables import MAX_ROW_ID
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/v2", tags=["inference v2"])
+
+class ProtocolErrorPublic(BaseModel):
+    error: str
+
+
+V2_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **{
+        status: {"model": ProtocolErrorPublic, "description": description}
+        for status, description in {
+            400: "A request the protocol or the model's tensors do not allow.",
+            404: "No such version (job).",
+            409: "Nothing trained to answer yet, or no production version.",
+            422: "The version is a job of another model.",
+        }.items()
+    },
+    **{status: ERROR_RESPONSES[status] for status in (401, 413, 503)},
+}
+router = APIRouter(prefix="/v2", tags=["inference v2"], responses=V2_RESPONSES)
 SERVER = {"name": "torchkiln", "version": "0.1.0", "extensions": ["binary_tensor_data"]}
 
 

@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 
 import torch
 from fastapi import Depends, FastAPI
+from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from torchkiln.service.api.body_limits import BodyLimit
@@ -35,6 +37,10 @@ from torchkiln.service.store.db import make_engine, upgrade_database
 from torchkiln.service.store.settings import Settings
 
 
+def operation_id(route: APIRoute) -> str:
+    return route.name
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app for ``settings`` (default: from the environment). Training runs elsewhere:
     ``torchkiln serve`` starts the worker pool beside the HTTP processes."""
@@ -53,11 +59,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             engine.dispose()
 
-    app = FastAPI(
+    # The docs pages' Swagger UI and ReDoc assets come from fastapi-offline's package, served
+    # by the app itself: /docs and /redoc work without internet.
+    app = FastAPIOffline(
         title="torchkiln",
         summary="Train and serve the classic PyTorch models over REST.",
         version="0.1.0",
         lifespan=lifespan,
+        # Short operation ids (``list_versions``, not ``list_versions_models__model__versions_get``)
+        # so generated clients get readable method names; route names are unique.
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.engine = engine

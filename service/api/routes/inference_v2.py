@@ -103,17 +103,17 @@ def tensor_metadata(specs: tuple[TensorSpec, ...]) -> list[dict[str, Any]]:
 
 
 @router.get("")
-async def server_metadata() -> Response:
+async def v2_server_metadata() -> Response:
     return ok(SERVER)
 
 
 @router.get("/health/live")
-async def server_live() -> Response:
+async def v2_server_live() -> Response:
     return ok({"live": True})
 
 
 @router.get("/health/ready")
-def server_ready(engine: EngineDep) -> Response:
+def v2_server_ready(engine: EngineDep) -> Response:
     """Ready when the database answers at the newest migration (no worker needed to serve)."""
     try:
         if is_at_head(engine):
@@ -146,13 +146,13 @@ def model_metadata(name: str, version: str | None, engine: EngineDep) -> Respons
 
 
 @router.get("/models/{name}")
-def read_model(name: str, engine: EngineDep) -> Response:
+def v2_model_metadata(name: str, engine: EngineDep) -> Response:
     """Inputs and outputs (names, datatypes, shapes; -1: any size) and the versions (job ids)."""
     return model_metadata(name, None, engine)
 
 
 @router.get("/models/{name}/versions/{version}")
-def read_model_version(name: str, version: str, engine: EngineDep) -> Response:
+def v2_model_version_metadata(name: str, version: str, engine: EngineDep) -> Response:
     return model_metadata(name, version, engine)
 
 
@@ -166,13 +166,13 @@ def model_ready(name: str, version: str | None, cache: ModelCache) -> Response:
 
 
 @router.get("/models/{name}/ready")
-def read_model_ready(name: str, cache: ModelCacheDep) -> Response:
+def v2_model_ready(name: str, cache: ModelCacheDep) -> Response:
     """200 when a version answers (the production one); 4xx naming why not."""
     return model_ready(name, None, cache)
 
 
 @router.get("/models/{name}/versions/{version}/ready")
-def read_model_version_ready(name: str, version: str, cache: ModelCacheDep) -> Response:
+def v2_model_version_ready(name: str, version: str, cache: ModelCacheDep) -> Response:
     return model_ready(name, version, cache)
 
 
@@ -225,7 +225,7 @@ def run_network(
 
 
 @router.post("/models/{name}/infer")
-async def infer_model(name: str, request: Request, cache: ModelCacheDep) -> Response:
+async def v2_infer(name: str, request: Request, cache: ModelCacheDep) -> Response:
     """Inference on the production version (or ``parameters.alias``), JSON or binary tensors."""
     body = await request.body()
     return await run_in_threadpool(
@@ -234,7 +234,7 @@ async def infer_model(name: str, request: Request, cache: ModelCacheDep) -> Resp
 
 
 @router.post("/models/{name}/versions/{version}/infer")
-async def infer_model_version(
+async def v2_infer_version(
     name: str, version: str, request: Request, cache: ModelCacheDep
 ) -> Response:
     """Inference on one version (a job id)."""

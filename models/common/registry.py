@@ -69,14 +69,15 @@ class TensorSignature:
 
     ``to_batch`` turns the named input tensors (already checked against ``inputs``' shapes)
     into the network's input batch; ``from_outputs`` turns the network's output batch into the
-    named ``outputs`` (a tensor, or a list of strings for BYTES). ``classes`` names a
-    classifier's labels in order.
+    numeric ``outputs`` (traceable: exported graphs include it), and ``strings`` (optional)
+    derives the BYTES ones from those. ``classes`` names a classifier's labels in order.
     """
 
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     to_batch: Callable[[dict[str, torch.Tensor]], torch.Tensor]
-    from_outputs: Callable[[torch.Tensor], dict[str, torch.Tensor | list[str]]]
+    from_outputs: Callable[[torch.Tensor], dict[str, torch.Tensor]]
+    strings: Callable[[dict[str, torch.Tensor]], dict[str, list[str]]] | None = None
     classes: tuple[str, ...] | None = None
 
 

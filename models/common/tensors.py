@@ -15,13 +15,13 @@ def feature_tensors(name: str, width: int, task: Task, output: str = "y") -> Ten
     if task == "regression":
         outputs = (TensorSpec(output, "FP32", (-1, 1)),)
 
-        def from_outputs(raw: torch.Tensor) -> dict[str, torch.Tensor | list[str]]:
+        def from_outputs(raw: torch.Tensor) -> dict[str, torch.Tensor]:
             return {output: raw}
 
     else:
         outputs = (TensorSpec("probability", "FP32", (-1, 1)), TensorSpec("label", "INT64", (-1,)))
 
-        def from_outputs(raw: torch.Tensor) -> dict[str, torch.Tensor | list[str]]:
+        def from_outputs(raw: torch.Tensor) -> dict[str, torch.Tensor]:
             probability = torch.sigmoid(raw)
             return {"probability": probability, "label": (probability > 0.5).long().view(-1)}
 
@@ -51,21 +51,19 @@ def image_tensors(
     if classes is not None:
         outputs.append(TensorSpec("class", "BYTES", (-1,)))
 
-    def from_outputs(raw: torch.Tensor) -> dict[str, torch.Tensor | list[str]]:
+    def from_outputs(raw: torch.Tensor) -> dict[str, torch.Tensor]:
         probabilities = torch.softmax(raw.float(), dim=1)
-        label = probabilities.argmax(dim=1)
-        named: dict[str, torch.Tensor | list[str]] = {
-            "probabilities": probabilities,
-            "label": label,
-        }
-        if classes is not None:
-            named["class"] = [classes[i] for i in label.tolist()]
-        return named
+        return {"probabilities": probabilities, "label": probabilities.argmax(dim=1)}
+
+    def strings(named: dict[str, torch.Tensor]) -> dict[str, list[str]]:
+        assert classes is not None
+        return {"class": [classes[i] for i in named["label"].tolist()]}
 
     return TensorSignature(
         inputs=(TensorSpec("image", "UINT8", (-1, *shape)),),
         outputs=tuple(outputs),
         to_batch=lambda tensors: to_batch(tensors["image"].float() / 255.0),
         from_outputs=from_outputs,
+        strings=strings if classes is not None else None,
         classes=tuple(classes) if classes is not None else tuple(map(str, range(count))),
     )

@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
@@ -81,6 +82,15 @@ def finish_and_promote(engine: Engine, lease: Lease, *, stop_reason: str | None)
     The caller touches the model's aliases marker after this returns (after the commit), so a
     cache that sees the new marker also sees the moved alias.
     """
+    try:
+        return _finish_and_promote(engine, lease, stop_reason)
+    except sa.exc.IntegrityError:
+        # On PostgreSQL two first versions finishing at once can both try to create the
+        # alias; the loser's transaction rolls back whole, and again sees the winner's alias.
+        return _finish_and_promote(engine, lease, stop_reason)
+
+
+def _finish_and_promote(engine: Engine, lease: Lease, stop_reason: str | None) -> Finished:
     with write_session(engine) as session:
         result = session.exec(
             fenced_update(lease).values(
@@ -94,7 +104,6 @@ def finish_and_promote(engine: Engine, lease: Lease, *, stop_reason: str | None)
             return Finished(is_owner=False)
         job = session.get(Job, lease.job_id)
         assert job is not None
-        session.refresh(job)
         return Finished(is_owner=True, moved_aliases=tuple(promote(session, job)))
 
 

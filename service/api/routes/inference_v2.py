@@ -221,7 +221,12 @@ def run_network(
 ) -> dict[str, torch.Tensor | list[str]]:
     loaded = cache.get(source)
     with torch.inference_mode():
-        return signature.from_outputs(loaded.module(signature.to_batch(tensors)))
+        named: dict[str, torch.Tensor | list[str]] = {
+            **signature.from_outputs(loaded.module(signature.to_batch(tensors)))
+        }
+        if signature.strings is not None:
+            named.update(signature.strings(named))  # type: ignore[arg-type]
+    return named
 
 
 @router.post("/models/{name}/infer")

@@ -46,7 +46,7 @@ class TensorGraph(nn.Module):
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         batch = self.signature.to_batch(dict(zip(self.input_names, inputs, strict=True)))
         named = self.signature.from_outputs(self.network(batch))
-        return tuple(named[name] for name in self.output_names)  # type: ignore[misc]
+        return tuple(named[name] for name in self.output_names)
 
 
 @dataclass(frozen=True)

@@ -183,8 +183,8 @@ class JobRun:
         job_id = lease.job_id
         if result.outcome in (FitOutcome.COMPLETED, FitOutcome.STOPPED_EARLY):
             self.checkpoint(spec, state, is_final=True)
-            # Announce first: a cache that sees the marker before the commit just doesn't
-            # cache (see service.predictions), while the reverse order could serve stale.
+            # The success marker makes every cache look again; what /predict answers moves
+            # only with an alias, whose marker is touched after the commit below.
             announce_success(self.settings.artifacts_dir, spec.name, job_id)
             finished = finish_and_promote(self.engine, lease, stop_reason=result.reason)
             if finished.moved_aliases:

@@ -123,3 +123,17 @@ def test_errors_are_in_the_protocols_shape(
             b' "data": [NaN]}]}',
         )
         assert nan.status_code == 400 and set(nan.json()) == {"error"}
+
+
+def test_an_alias_in_the_request_parameters_picks_the_version(
+    client: triton.InferenceServerClient, live: LiveServer
+) -> None:
+    job_id = int(client.get_model_metadata("linear")["versions"][0])
+    with live.client() as http:
+        http.put("/models/linear/aliases/champion", json={"job_id": job_id}).raise_for_status()
+    tensor = triton.InferInput("x", [1, 1], "FP32")
+    tensor.set_data_from_numpy(np.array([[2.0]], dtype=np.float32))
+    result = client.infer("linear", [tensor], parameters={"alias": "champion"})
+    assert result.get_response()["parameters"] == {"job_id": job_id, "alias": "champion"}
+    with pytest.raises(InferenceServerException, match="no alias 'nope'"):
+        client.infer("linear", [tensor], parameters={"alias": "nope"})

@@ -8,6 +8,7 @@ model server. A model's version is a job id; without one, the production version
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,7 @@ from torchkiln.service.api.serving.tensor_codec import (
 from torchkiln.service.store import versions
 from torchkiln.service.store.db import is_at_head, read_session
 from torchkiln.service.store.errors import TorchkilnError
+from torchkiln.service.store.patterns import ALIAS_PATTERN
 from torchkiln.service.store.tables import MAX_ROW_ID
 
 logger = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ V2_RESPONSES: dict[int | str, dict[str, Any]] = {
     **{status: ERROR_RESPONSES[status] for status in (401, 413, 503)},
 }
 router = APIRouter(prefix="/v2", tags=["inference v2"], responses=V2_RESPONSES)
+ALIAS = re.compile(ALIAS_PATTERN)
 SERVER = {"name": "torchkiln", "version": "0.1.0", "extensions": ["binary_tensor_data"]}
 
 
@@ -185,8 +188,10 @@ def infer(
         spec, signature = signature_of(name)
         request, binary = parse_request(body, header)
         alias = request.parameters.get("alias")
-        if alias is not None and (version is not None or not isinstance(alias, str)):
-            raise ProtocolError("parameters.alias must be a string, and not beside a version")
+        if alias is not None and (
+            version is not None or not isinstance(alias, str) or not ALIAS.fullmatch(alias)
+        ):
+            raise ProtocolError("parameters.alias must be an alias name, and not beside a version")
         source = cache.resolve([spec.name], version_id(version), alias)
         tensors = decode_inputs(request, binary, signature.inputs)
         outputs = run_network(cache, source, signature, tensors)

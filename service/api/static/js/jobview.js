@@ -29,6 +29,11 @@ export class JobView {
     this.state = $(".job-state");
     this.progress = $("progress");
     this.latest = $(".latest-metrics");
+    this.promote = $(".job-promote");
+    this.promote.hidden = true;
+    this.promoteResult = $(".promote-result");
+    this.promoteResult.textContent = "";
+    $("#promote-job").onclick = () => this.promoteToProduction(jobId);
     const charts = $(".charts");
     charts.replaceChildren();
     this.loss = new LineChart(charts, { title: "Loss", name: "loss", autoLog: true });
@@ -95,6 +100,20 @@ export class JobView {
     if (stopReason) this.state.append(` · ${stopReason}`);
     this.progress.max = epochs || 1;
     this.progress.value = epoch;
+    this.promote.hidden = status !== "succeeded";
+  }
+
+  // /predict/<model> answers from the production alias; a new version serves once moved.
+  async promoteToProduction(jobId) {
+    try {
+      const alias = await request(`/models/${this.job.model}/aliases/production`, {
+        method: "PUT",
+        body: { job_id: jobId },
+      });
+      this.promoteResult.textContent = `production is now job #${alias.job_id}`;
+    } catch (error) {
+      this.promoteResult.textContent = describeError(error);
+    }
   }
 
   // A state change also brings a device and worker; the job record has them.

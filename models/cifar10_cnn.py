@@ -26,6 +26,7 @@ from torchkiln.models.common.registry import (
     TrainingData,
     register,
 )
+from torchkiln.models.common.tensors import image_tensors
 from torchkiln.models.common.top_k import top_k_predictions
 
 SIDE = 32
@@ -123,5 +124,10 @@ SPEC = register(
         decode_upload=decode_upload,
         augment=augment,
         tags=("cifar10",),
+        tensors=image_tensors(
+            (SIDE, SIDE, 3),
+            lambda pixels: normalise_cifar(pixels.permute(0, 3, 1, 2)),
+            CIFAR_CLASSES,
+        ),
     )
 )

@@ -11,6 +11,7 @@ from torch import nn
 from torchkiln.models.common.options import BinaryLoss, TrainOptions
 from torchkiln.models.common.registry import DataRoot, ModelSpec, Split, TrainingData, register
 from torchkiln.models.common.small_data import MAX_INLINE_POINTS, FiniteFloat
+from torchkiln.models.common.tensors import feature_tensors
 
 POINTS_PER_CLOUD = 100
 DATA_SEED = 4321
@@ -100,6 +101,7 @@ SPEC = register(
         load_data=load_data,
         preprocess=preprocess,
         postprocess=postprocess,
+        tensors=feature_tensors("points", 2, "binary"),
         report=report,
     )
 )

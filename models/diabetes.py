@@ -15,6 +15,7 @@ from torch import nn
 from torchkiln.models.common.datasets import DatasetOptions, split_off_validation
 from torchkiln.models.common.options import BinaryLoss
 from torchkiln.models.common.registry import DataRoot, ModelSpec, Split, TrainingData, register
+from torchkiln.models.common.tensors import feature_tensors
 
 N_FEATURES = 8
 MAX_ROWS = 10_000
@@ -88,5 +89,6 @@ SPEC = register(
         load_data=load_data,
         preprocess=preprocess,
         postprocess=postprocess,
+        tensors=feature_tensors("features", N_FEATURES, "binary"),
     )
 )

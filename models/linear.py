@@ -9,6 +9,7 @@ from torch import nn
 from torchkiln.models.common.options import RegressionLoss, TrainOptions
 from torchkiln.models.common.registry import DataRoot, ModelSpec, TrainingData, register
 from torchkiln.models.common.small_data import XInputs, XYData, column, column_split
+from torchkiln.models.common.tensors import feature_tensors
 
 DEFAULT_X = [1.0, 2.0, 3.0]
 DEFAULT_Y = [2.0, 4.0, 6.0]
@@ -59,6 +60,7 @@ SPEC = register(
         load_data=load_data,
         preprocess=preprocess,
         postprocess=postprocess,
+        tensors=feature_tensors("x", 1, "regression"),
         report=report,
     )
 )

@@ -9,6 +9,7 @@ from torch import nn
 from torchkiln.models.common.options import RegressionLoss, TrainOptions
 from torchkiln.models.common.registry import DataRoot, ModelSpec, Split, TrainingData, register
 from torchkiln.models.common.small_data import XInputs, XYData, column_split
+from torchkiln.models.common.tensors import feature_tensors
 from torchkiln.models.linear import postprocess, preprocess, report
 
 N_POINTS = 100
@@ -51,6 +52,7 @@ SPEC = register(
         load_data=load_data,
         preprocess=preprocess,
         postprocess=postprocess,
+        tensors=feature_tensors("x", 1, "regression"),
         report=report,
     )
 )

@@ -15,6 +15,7 @@ from torchkiln.models.common.small_data import (
     column,
     column_split,
 )
+from torchkiln.models.common.tensors import feature_tensors
 from torchkiln.models.linear import report
 
 DEFAULT_HOURS = [1.0, 2.0, 3.0]
@@ -70,6 +71,7 @@ SPEC = register(
         load_data=load_data,
         preprocess=preprocess,
         postprocess=postprocess,
+        tensors=feature_tensors("hours", 1, "binary"),
         report=report,
     )
 )

@@ -28,6 +28,7 @@ from torchkiln.models.common.registry import (
     TrainingData,
     register,
 )
+from torchkiln.models.common.tensors import image_tensors
 from torchkiln.models.common.top_k import top_k_predictions
 
 SIDE = 28
@@ -119,6 +120,7 @@ def mnist_spec(name: str, summary: str, build: Callable[[MnistOptions], nn.Modul
         decode_upload=decode_upload,
         augment=augment,
         tags=("mnist",),
+        tensors=image_tensors((SIDE, SIDE), lambda pixels: normalise_mnist(pixels.unsqueeze(1))),
     )
 
 

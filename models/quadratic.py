@@ -9,6 +9,7 @@ from torch import nn
 from torchkiln.models.common.options import OptimizerName, RegressionLoss, TrainOptions
 from torchkiln.models.common.registry import DataRoot, ModelSpec, Split, TrainingData, register
 from torchkiln.models.common.small_data import XInputs, XYData, column
+from torchkiln.models.common.tensors import feature_tensors
 from torchkiln.models.linear import postprocess
 
 DEFAULT_X = [-2.0, -1.0, 0.0, 1.0, 2.0, 3.0]
@@ -65,6 +66,7 @@ SPEC = register(
         load_data=load_data,
         preprocess=preprocess,
         postprocess=postprocess,
+        tensors=feature_tensors("x", 1, "regression"),
         report=report,
     )
 )

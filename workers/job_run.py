@@ -16,17 +16,17 @@ from sqlalchemy.engine import Engine
 from torchkiln.models import REGISTRY
 from torchkiln.models.common.registry import DataRoot, DataUnavailable, ModelSpec
 from torchkiln.service.store import progress, sweeps
-from torchkiln.service.store.cache_markers import announce_success
+from torchkiln.service.store.cache_markers import announce_success, touch_aliases
 from torchkiln.service.store.checkpoint_files import job_dir, load_checkpoint, save_checkpoint
 from torchkiln.service.store.db import read_session
 from torchkiln.service.store.jobs import (
     Lease,
     fail_job,
-    finish_job,
     mark_cancelled,
     mark_started,
     release_job,
 )
+from torchkiln.service.store.promotion import finish_and_promote
 from torchkiln.service.store.settings import Settings
 from torchkiln.service.store.tables import CheckpointKind, Job
 from torchkiln.workers import job_logs
@@ -185,10 +185,14 @@ class JobRun:
         job_id = lease.job_id
         if result.outcome in (FitOutcome.COMPLETED, FitOutcome.STOPPED_EARLY):
             self.checkpoint(spec, state, is_final=True)
-            # Announce first: a cache that sees the marker before the commit just doesn't
-            # cache (see service.api.serving.predictions); the reverse could serve stale.
+            # The success marker makes every cache look again; what /predict answers moves
+            # only with an alias, whose marker is touched after the commit below.
             announce_success(self.settings.artifacts_dir, spec.name, job_id)
-            finish_job(self.engine, lease, stop_reason=result.reason)
+            finished = finish_and_promote(self.engine, lease, stop_reason=result.reason)
+            if finished.moved_aliases:
+                # After the commit: a cache that sees the new marker sees the moved alias.
+                touch_aliases(self.settings.artifacts_dir, spec.name)
+                logger.info("job %s is now %s", job_id, ", ".join(finished.moved_aliases))
             logger.info(
                 "job %s succeeded after %s epochs%s",
                 job_id,

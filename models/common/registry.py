@@ -52,6 +52,36 @@ class DataUnavailable(Exception):
 
 
 @dataclass(frozen=True)
+class TensorSpec:
+    """One named tensor of a model's tensor interface; -1 in ``shape`` is any size (the batch).
+
+    ``datatype`` is an Open Inference Protocol name: FP32, INT64, UINT8, BYTES, ...
+    """
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class TensorSignature:
+    """A model's interface in tensors, for tensor protocols and exported graphs.
+
+    ``to_batch`` turns the named input tensors (already checked against ``inputs``' shapes)
+    into the network's input batch; ``from_outputs`` turns the network's output batch into the
+    numeric ``outputs`` (traceable: exported graphs include it), and ``strings`` (optional)
+    derives the BYTES ones from those. ``classes`` names a classifier's labels in order.
+    """
+
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    to_batch: Callable[[dict[str, torch.Tensor]], torch.Tensor]
+    from_outputs: Callable[[torch.Tensor], dict[str, torch.Tensor]]
+    strings: Callable[[dict[str, torch.Tensor]], dict[str, list[str]]] | None = None
+    classes: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """Everything the service and workers need to know about one model.
 
@@ -66,6 +96,7 @@ class ModelSpec:
     ``specialise(options)`` returns the spec one job runs and serves with (its task, data,
     inputs and outputs), ``describe(options)`` a summary of the network without training it
     (``POST /models/{name}/summary``), and ``presets`` ready-made params to start from.
+    ``tensors`` (optional) describes the model in named tensors (Open Inference Protocol).
     """
 
     name: str
@@ -86,6 +117,7 @@ class ModelSpec:
     specialise: Callable[[Any], ModelSpec] | None = None
     describe: Callable[[Any], BaseModel] | None = None
     presets: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    tensors: TensorSignature | None = None
 
     def parse_options(self, params: dict[str, Any]) -> TrainOptions:
         """Validate job params against this model's option schema (raises ValidationError)."""

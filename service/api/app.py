@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 
 import torch
 from fastapi import Depends, FastAPI
+from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from torchkiln.service.api.body_limits import BodyLimit
@@ -16,6 +18,7 @@ from torchkiln.service.api.prometheus import PredictTimer, make_telemetry
 from torchkiln.service.api.routes import (
     events,
     health,
+    inference_v2,
     jobs,
     logs,
     models,
@@ -33,6 +36,10 @@ from torchkiln.service.api.serving.predictions import ModelCache
 from torchkiln.service.api.serving.warmup import warm_up
 from torchkiln.service.store.db import make_engine, upgrade_database
 from torchkiln.service.store.settings import Settings
+
+
+def operation_id(route: APIRoute) -> str:
+    return route.name
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -53,11 +60,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             engine.dispose()
 
-    app = FastAPI(
+    # The docs pages' Swagger UI and ReDoc assets come from fastapi-offline's package, served
+    # by the app itself: /docs and /redoc work without internet.
+    app = FastAPIOffline(
         title="torchkiln",
         summary="Train and serve the classic PyTorch models over REST.",
         version="0.1.0",
         lifespan=lifespan,
+        # Short operation ids (``list_versions``, not ``list_versions_models__model__versions_get``)
+        # so generated clients get readable method names; route names are unique.
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -73,6 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (*routers, worker_processes.router, prometheus.router):
         app.include_router(router, dependencies=protected, responses=ERROR_RESPONSES)
     app.include_router(versions.router, dependencies=protected, responses=ERROR_RESPONSES)
+    # Its errors are the protocol's {"error": ...}, not ERROR_RESPONSES' {"detail": ...}.
+    app.include_router(inference_v2.router, dependencies=protected)
     mount_web(app)
     app.add_middleware(
         BodyLimit,

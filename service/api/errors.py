@@ -34,6 +34,7 @@ ERROR_STATUS: dict[type[errors.TorchkilnError], int] = {
     errors.SweepNotFound: 404,
     errors.NoSweepWinner: 409,
     errors.SweepNotCancellable: 409,
+    errors.ExportUnavailable: 501,
 }
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from torchkiln.service.store.patterns import DEVICE_PATTERN, TAG_PATTERN
+from torchkiln.service.store.promotion import PromoteRule
 from torchkiln.service.store.states import JobState, WorkerState
 
 JobName = Annotated[str, Field(min_length=1, max_length=128, examples=["baseline"])]
@@ -39,6 +40,12 @@ class JobCreate(BaseModel):
     name: JobName | None = None
     tags: JobTags = Field(default_factory=list)
     note: JobNote | None = None
+    promote: PromoteRule | None = Field(
+        None,
+        description="On success, move this alias to the job (only if if_better improves). "
+        "Without it a new version serves only once an alias is pointed at it.",
+        examples=[{"alias": "production", "if_better": "val_loss"}],
+    )
 
 
 class JobUpdate(BaseModel):
@@ -77,6 +84,7 @@ class JobPublic(BaseModel):
     disk_bytes: int = Field(0, description="Bytes of checkpoints this job keeps on disk.")
     stop_reason: str | None = Field(None, description="Why it ended before its last epoch.")
     sweep_id: int | None = Field(None, description="The sweep that queued it, if any.")
+    promote: dict[str, Any] | None = Field(None, description="Its promotion rule, if any.")
     worker: WorkerPublic | None
     is_cancel_requested: bool
     created_at: datetime

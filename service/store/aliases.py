@@ -19,7 +19,7 @@ def set_alias(session: Session, *, model: str, alias: str, job_id: int) -> Model
         raise InvalidInput(f"job {job_id} trained {job.model!r}, not {model!r}")
     if job.status != JobState.SUCCEEDED:
         raise InvalidInput(f"job {job_id} is {job.status}; only succeeded jobs are versions")
-    row = _find(session, [model], alias) or ModelAlias(model=model, alias=alias, job_id=job_id)
+    row = find_alias(session, [model], alias) or ModelAlias(model=model, alias=alias, job_id=job_id)
     row.job_id, row.updated_at = job_id, utcnow()
     session.add(row)
     session.flush()
@@ -27,7 +27,7 @@ def set_alias(session: Session, *, model: str, alias: str, job_id: int) -> Model
 
 
 def delete_alias(session: Session, *, model: str, alias: str) -> None:
-    row = _find(session, [model], alias)
+    row = find_alias(session, [model], alias)
     if row is None:
         raise AliasNotFound([model], alias)
     session.delete(row)
@@ -43,7 +43,7 @@ def list_aliases(session: Session, model: str) -> list[ModelAlias]:
 
 def aliased_job_id(session: Session, models: Sequence[str], alias: str) -> int:
     """The job an alias names among ``models`` (a family: the most recently moved one)."""
-    row = _find(session, models, alias)
+    row = find_alias(session, models, alias)
     if row is None:
         raise AliasNotFound(list(models), alias)
     return row.job_id
@@ -61,7 +61,8 @@ def aliases_of(session: Session, job_ids: Sequence[int]) -> dict[int, list[str]]
     return named
 
 
-def _find(session: Session, models: Sequence[str], alias: str) -> ModelAlias | None:
+def find_alias(session: Session, models: Sequence[str], alias: str) -> ModelAlias | None:
+    """The alias row among ``models``; in a family, the most recently moved one."""
     return session.exec(
         select(ModelAlias)
         .where(col(ModelAlias.model).in_(models), ModelAlias.alias == alias)

@@ -34,13 +34,6 @@ def marker_stamp(artifacts_dir: Path, model_name: str) -> int | None:
         return None
 
 
-def marker_job_id(artifacts_dir: Path, model_name: str) -> int | None:
-    try:
-        return int(succeeded_marker(artifacts_dir, model_name).read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-
-
 def aliases_marker(artifacts_dir: Path, model: str) -> Path:
     return artifacts_dir / "models" / f"{model}.aliases"
 

@@ -62,3 +62,7 @@ class SweepNotCancellable(TorchkilnError):
 
 class NoSweepWinner(TorchkilnError):
     """A sweep has no succeeded, unpruned trial with a metric value to promote yet."""
+
+
+class ExportUnavailable(TorchkilnError):
+    """An export format whose optional packages are not installed (the message names them)."""

@@ -48,6 +48,7 @@ def enqueue_job(
     name: str | None = None,
     tags: list[str] | None = None,
     note: str | None = None,
+    promote: dict[str, Any] | None = None,
 ) -> Job:
     job = Job(
         model=model,
@@ -60,6 +61,7 @@ def enqueue_job(
         name=name,
         tags=list(tags or []),
         note=note,
+        promote=promote,
     )
     session.add(job)
     session.flush()

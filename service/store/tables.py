@@ -119,6 +119,9 @@ class Job(SQLModel, table=True):
     )
     note: str | None = Field(default=None, sa_type=sa.Text)
 
+    # Opt-in rule for moving an alias when the job succeeds (service/store/promotion.py).
+    promote: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON, nullable=True)
+
 
 class MetricPoint(SQLModel, table=True):
     """One value of one named metric at one epoch. ``value`` is NULL for NaN/inf."""

@@ -86,7 +86,7 @@ def test_each_dataset_model_trains_records_and_answers(tiny: httpx.Client) -> No
     assert digits.status_code == 200, digits.text
     answer = digits.json()["predictions"][0]
     assert 0 <= answer["digit"] <= 9 and len(answer["top3"]) == 3
-    assert digits.json()["model"] == "mnist_cnn"  # the newest of the mnist family
+    assert digits.json()["model"] == "mnist_cnn"  # its production alias moved last
     images, _ = synthetic_cifar(2, seed=5)
     cifar = tiny.post(
         "/predict/cifar10",

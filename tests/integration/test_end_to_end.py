@@ -46,18 +46,49 @@ def test_every_small_model_trains_and_answers(http: httpx.Client) -> None:
     assert accuracy > 0.9
 
 
-def test_newest_job_answers_and_job_id_picks_an_older_one(http: httpx.Client) -> None:
+def test_a_new_version_serves_only_once_promoted(http: httpx.Client) -> None:
     doubled = submit(http, "linear", epochs=1000)
     wait_for_job(http, doubled)
+    serving = predict(http, "linear", {"x": [4.0]})
+    assert serving["alias"] == "production"
+    http.put("/models/linear/aliases/production", json={"job_id": doubled}).raise_for_status()
     assert predict(http, "linear", {"x": [4.0]})["job_id"] == doubled
     tripled = submit(http, "linear", epochs=1000, data={"x": [1, 2, 3], "y": [3, 6, 9]})
     wait_for_job(http, tripled)
-    newest = predict(http, "linear", {"x": [4.0]})
-    assert newest["job_id"] == tripled and newest["y"][0] == pytest.approx(12.0, abs=0.05)
-    older = predict(http, "linear", {"x": [4.0]}, job_id=doubled)
-    assert older["job_id"] == doubled and older["y"][0] == pytest.approx(8.0, abs=0.05)
+    still = predict(http, "linear", {"x": [4.0]})
+    assert still["job_id"] == doubled and still["y"][0] == pytest.approx(8.0, abs=0.05)
+    picked = predict(http, "linear", {"x": [4.0]}, job_id=tripled)
+    assert picked["job_id"] == tripled and picked["alias"] is None
+    assert picked["y"][0] == pytest.approx(12.0, abs=0.05)
+    http.put("/models/linear/aliases/production", json={"job_id": tripled}).raise_for_status()
+    moved = predict(http, "linear", {"x": [4.0]})
+    assert moved["job_id"] == tripled and moved["alias"] == "production"
     wrong_model = http.post("/predict/quadratic", json={"x": [1.0]}, params={"job_id": doubled})
     assert wrong_model.status_code == 422
+
+
+def test_a_promote_rule_moves_production_when_the_job_is_better(http: httpx.Client) -> None:
+    good = submit(http, "linear", epochs=1000)
+    wait_for_job(http, good)
+    http.put("/models/linear/aliases/production", json={"job_id": good}).raise_for_status()
+    assert predict(http, "linear", {"x": [4.0]})["job_id"] == good  # cached by the API now
+    rule = {"alias": "production", "if_better": "train_loss"}
+    worse = http.post(
+        "/jobs", json={"model": "linear", "params": {"epochs": 2}, "promote": rule}
+    ).json()
+    assert worse["promote"] == {**rule, "mode": "min"}
+    assert wait_for_job(http, worse["id"])["status"] == "succeeded"
+    assert predict(http, "linear", {"x": [4.0]})["job_id"] == good
+    always = http.post(
+        "/jobs",
+        json={"model": "linear", "params": {"epochs": 2}, "promote": {"alias": "production"}},
+    ).json()
+    assert wait_for_job(http, always["id"])["status"] == "succeeded"
+    # The worker moved the alias and touched the marker: the API process looks again.
+    assert predict(http, "linear", {"x": [4.0]}) == {
+        **predict(http, "linear", {"x": [4.0]}, job_id=always["id"]),
+        "alias": "production",
+    }
 
 
 def test_same_spec_twice_gives_identical_histories(http: httpx.Client) -> None:

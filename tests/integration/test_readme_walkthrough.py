@@ -15,11 +15,14 @@ SECTION = "## A walk through with curl"
 PRELUDE = 'set -euo pipefail\ncurl() { command curl --fail-with-body "$@"; }\n'
 
 
+def section(readme: str) -> str:
+    start = readme.index(SECTION)
+    return readme[start : readme.index("\n## ", start + len(SECTION))]
+
+
 def walkthrough_script(readme: str, address: str) -> str:
     """The bash blocks of the walk-through section, pointed at ``address``."""
-    start = readme.index(SECTION)
-    end = readme.index("\n## ", start + len(SECTION))
-    blocks = re.findall(r"```bash\n(.*?)```", readme[start:end], flags=re.S)
+    blocks = re.findall(r"```bash\n(.*?)```", section(readme), flags=re.S)
     assert blocks, "the walk-through has no bash block"
     return PRELUDE + "\n".join(blocks).replace("localhost:8000", address)
 
@@ -38,25 +41,35 @@ def test_the_walkthrough_runs_as_written(server: LiveServer) -> None:
     assert '"linear"' in out and '"mnist_cnn"' in out  # the model names, through jq
     assert '{"id":1,"model":"logistic_hours","status":"queued"' in out
     assert "event: end" in out
-    # The answers the walk-through shows, to their two decimals.
+    # The answers the walk-through shows, in order: the job, the alias, two decimals.
     for model, key in [("logistic_hours", "probabilities"), ("linear", "y")]:
-        assert answered(out, model, key) == shown(readme, model, key), (model, out[-2000:])
+        assert answered(out, model, key) == shown(section(readme), model, key), out[-2000:]
     # The cancel's answer (after the submit's): cancelled, or asked to stop if it started.
     states = re.findall(
-        r'\{"id":3,"model":"quadratic","status":"(\w+)".*?"is_cancel_requested":(\w+)', out
+        r'\{"id":5,"model":"quadratic","status":"(\w+)".*?"is_cancel_requested":(\w+)', out
     )
     assert len(states) == 2 and states[1] in {("cancelled", "false"), ("running", "true")}, states
 
 
-def shown(readme: str, model: str, key: str) -> list[float]:
-    """The values a ``# -> {... "model": …, key: [...]`` line of the README shows."""
-    found = re.search(rf'# -> \{{"job_id": \d+, "model": "{model}", "{key}": \[([^\]]*)\]', readme)
-    assert found is not None, f"the walk-through shows no {model} {key}"
-    return [float(v) for v in found[1].split(",")]
+Answer = tuple[int, str, list[float]]
 
 
-def answered(out: str, model: str, key: str) -> list[float]:
-    """The values the server answered, rounded as the README rounds them."""
-    found = re.search(rf'\{{"job_id":\d+,"model":"{model}","{key}":\[([^\]]*)\]', out)
-    assert found is not None, f"no {model} prediction in the output"
-    return [round(float(v), 2) for v in found[1].split(",")]
+def shown(readme: str, model: str, key: str) -> list[Answer]:
+    """What the ``# -> {"job_id": …, "alias": …, "model": …, key: [...]`` lines show."""
+    pattern = (
+        rf'# -> \{{"job_id": (\d+), "alias": ([^,]+), "model": "{model}", "{key}": \[([^\]]*)\]'
+    )
+    found = re.findall(pattern, readme)
+    assert found, f"the walk-through shows no {model} {key}"
+    return [(int(j), alias, [float(v) for v in values.split(",")]) for j, alias, values in found]
+
+
+def answered(out: str, model: str, key: str) -> list[Answer]:
+    """What the server answered, rounded as the README rounds it."""
+    pattern = rf'\{{"job_id":(\d+),"alias":([^,]+),"model":"{model}","{key}":\[([^\]]*)\]'
+    found = re.findall(pattern, out)
+    assert found, f"no {model} prediction in the output"
+    return [
+        (int(j), alias, [round(float(v), 2) for v in values.split(",")])
+        for j, alias, values in found
+    ]

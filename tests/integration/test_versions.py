@@ -93,9 +93,9 @@ def test_export_is_the_best_checkpoint_and_predicts_like_the_service(
 
 def test_alias_moves_and_the_next_prediction_follows(http: httpx.Client) -> None:
     doubled = submit(http, "linear", epochs=500)
+    assert wait_for_job(http, doubled)["status"] == "succeeded"  # linear's first: production
     tripled = submit(http, "linear", epochs=500, data={"x": [1, 2, 3], "y": [3, 6, 9]})
-    for job_id in (doubled, tripled):
-        assert wait_for_job(http, job_id)["status"] == "succeeded"
+    assert wait_for_job(http, tripled)["status"] == "succeeded"
 
     assert http.put("/models/linear/aliases/champion", json={"job_id": doubled}).status_code == 200
     first = predict(http, "linear", {"x": [4.0]}, alias="champion")
@@ -105,7 +105,10 @@ def test_alias_moves_and_the_next_prediction_follows(http: httpx.Client) -> None
     assert moved["job_id"] == tripled and moved["y"][0] == pytest.approx(12.0, abs=0.1)
 
     listed = http.get("/models/linear/aliases").json()
-    assert [(a["alias"], a["job_id"]) for a in listed["data"]] == [("champion", tripled)]
+    assert [(a["alias"], a["job_id"]) for a in listed["data"]] == [
+        ("champion", tripled),
+        ("production", doubled),
+    ]
     versions = http.get("/models/linear/versions").json()
     by_id = {v["job_id"]: v for v in versions["data"]}
     assert by_id[tripled]["aliases"] == ["champion"] and "train_loss" in by_id[tripled]["metrics"]
@@ -113,6 +116,11 @@ def test_alias_moves_and_the_next_prediction_follows(http: httpx.Client) -> None
 
     refused = http.delete(f"/jobs/{tripled}")
     assert refused.status_code == 409 and "champion" in refused.json()["detail"]
+    serving = http.delete(f"/jobs/{doubled}")
+    assert serving.status_code == 409 and "production" in serving.json()["detail"]
+    assert (
+        http.put("/models/linear/aliases/production", json={"job_id": tripled}).status_code == 200
+    )
     assert http.delete(f"/jobs/{doubled}").status_code == 204
     assert http.get(f"/jobs/{doubled}").status_code == 404
     assert http.get("/usage").json()["models"]["linear"] > 0
@@ -120,7 +128,7 @@ def test_alias_moves_and_the_next_prediction_follows(http: httpx.Client) -> None
     assert http.delete("/models/linear/aliases/champion").status_code == 204
     gone = http.post("/predict/linear", json={"x": [1.0]}, params={"alias": "champion"})
     assert gone.status_code == 404
-    assert http.delete(f"/jobs/{tripled}").status_code == 204
+    assert "production" in http.delete(f"/jobs/{tripled}").json()["detail"]
 
 
 def test_alias_and_delete_refusals(http: httpx.Client) -> None:

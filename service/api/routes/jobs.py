@@ -96,6 +96,7 @@ def submit_job(body: JobCreate, engine: EngineDep, settings: SettingsDep) -> Job
             name=body.name,
             tags=body.tags,
             note=body.note,
+            promote=body.promote.model_dump() if body.promote is not None else None,
         )
         position = jobs.queue_positions(session, [job]).get(job.id)  # type: ignore[arg-type]
         reasons = worker_processes.waiting_reasons(session, [job], settings.lease_s)

@@ -2,9 +2,9 @@
 
 Every model gets ``POST /predict/{name}`` with its own input schema. Models that read images
 also take uploads (multipart field ``file``, repeatable, or a raw ``image/*`` body), and each
-tag they share (``mnist``, ``cifar10``) gets a route that answers from the newest job of any
-model with that tag. No ``from __future__ import annotations``: FastAPI reads the body type of
-each generated endpoint from its live annotation.
+tag they share (``mnist``, ``cifar10``) gets a route that answers from the production version
+of those models whose alias moved last. No ``from __future__ import annotations``: FastAPI
+reads the body type of each generated endpoint from its live annotation.
 """
 
 from typing import Annotated, Any
@@ -30,7 +30,7 @@ router = APIRouter(prefix="/predict", tags=["predict"])
 
 JobIdQuery = Annotated[
     int | None,
-    Query(ge=1, le=MAX_ROW_ID, description="Answer from this job, not the newest succeeded."),
+    Query(ge=1, le=MAX_ROW_ID, description="Answer from this job, not the production one."),
 ]
 AliasQuery = Annotated[
     str | None,
@@ -52,8 +52,9 @@ def answer(
     job_id, alias = pick
     if job_id is not None and alias is not None:
         raise InvalidInput("give job_id or alias, not both")
-    loaded = cache.get(cache.resolve(names, job_id, alias))
-    return predict(loaded, batch_of(loaded.spec))
+    source = cache.resolve(names, job_id, alias)
+    loaded = cache.get(source)
+    return predict(loaded, batch_of(loaded.spec), alias=source.alias)
 
 
 def add_json_route(spec: ModelSpec) -> None:
@@ -68,9 +69,7 @@ def add_json_route(spec: ModelSpec) -> None:
         pick = (job_id, alias)
         return json_response(answer(cache, [spec.name], pick, lambda s: s.preprocess(inputs)))
 
-    predict_model.__doc__ = (
-        f"{spec.summary} Answers from the newest succeeded job, job_id or alias."
-    )
+    predict_model.__doc__ = f"{spec.summary} Answers from the production version, job_id or alias."
     router.add_api_route(
         f"/{spec.name}", predict_model, methods=["POST"], name=f"predict_{spec.name}"
     )
@@ -149,8 +148,8 @@ def add_upload_route(path_name: str, specs: list[ModelSpec], summary: str) -> No
 
     predict_images.__doc__ = (
         f"{summary} Send image files (multipart field `file`, repeat it for a batch, or a raw "
-        "image/* body: PNG, JPEG, BMP, GIF) or JSON pixels. Answers from the newest succeeded "
-        "job, job_id or alias."
+        "image/* body: PNG, JPEG, BMP, GIF) or JSON pixels. Answers from the production "
+        "version, job_id or alias."
     )
     router.add_api_route(
         f"/{path_name}",
@@ -172,7 +171,9 @@ def add_routes() -> None:
             families.setdefault(tag, []).append(spec)
     for tag, specs in families.items():
         if tag not in REGISTRY:
-            add_upload_route(tag, specs, f"The newest of {', '.join(s.name for s in specs)}.")
+            add_upload_route(
+                tag, specs, f"The production version of {', '.join(s.name for s in specs)}."
+            )
 
 
 add_routes()

@@ -8,7 +8,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 router = APIRouter(tags=["observability"])
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}},
+    name="read_prometheus_metrics",  # the operation id; read_metrics is a job's history
+)
 def read_metrics(request: Request) -> Response:
     """Jobs by state, queue depth, epoch durations, prediction latency, model-cache counts."""
     # Sync on purpose: the job counts are database queries, run in the thread pool.

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import shutil
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 from sqlalchemy.engine import Engine
 
 from torchkiln.models import REGISTRY
@@ -19,6 +19,7 @@ from torchkiln.service.api.schemas import (
     VersionsPublic,
 )
 from torchkiln.service.api.serving.export import export_weights
+from torchkiln.service.api.serving.graph_export import export_graph
 from torchkiln.service.store import aliases, versions
 from torchkiln.service.store.cache_markers import announce_success, succeeded_marker, touch_aliases
 from torchkiln.service.store.checkpoint_files import job_dir
@@ -124,5 +125,41 @@ def download_checkpoint(job_id: int, session: ReadSessionDep, settings: Settings
     return Response(
         data,
         media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+ExportFormat = Literal["onnx", "torch_export", "safetensors"]
+
+
+@router.get(
+    "/jobs/{job_id}/export",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/onnx": {}, "application/octet-stream": {}}},
+        501: {"description": "The format's optional packages are not installed."},
+    },
+)
+def export_job(
+    job_id: int,
+    session: ReadSessionDep,
+    settings: SettingsDep,
+    export_format: Annotated[ExportFormat, Query(alias="format")] = "onnx",
+) -> Response:
+    """The serving weights as an ONNX graph, a torch.export archive (.pt2) or safetensors.
+
+    The graphs take the model's tensor inputs (GET /v2/models/{name}) with preprocessing
+    inside; every format carries a model card (inputs, classes, metrics, lineage). A sync
+    route: FastAPI runs it in a worker thread, since an export takes seconds.
+    """
+    if export_format == "safetensors":
+        filename, data = export_weights(session, settings.artifacts_dir, job_id)
+        media_type = "application/octet-stream"
+    else:
+        exported = export_graph(session, settings.artifacts_dir, job_id, export_format)
+        filename, data, media_type = exported.filename, exported.data, exported.media_type
+    return Response(
+        data,
+        media_type=media_type,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import save
 from sqlmodel import Session
 
+from torchkiln.service.api.serving.model_card import model_card
 from torchkiln.service.store.checkpoint_files import load_checkpoint
 from torchkiln.service.store.errors import NoCheckpoint
 from torchkiln.service.store.jobs import get_job
@@ -19,7 +20,8 @@ def export_weights(session: Session, artifacts_dir: Path, job_id: int) -> tuple[
     """``(file name, safetensors bytes)`` of the job's serving checkpoint (best, else last).
 
     Metadata (strings only, as the format asks): model, job_id, epoch, kind and options, the
-    JSON a user passes to ``spec.parse_options`` to build the matching network.
+    JSON a user passes to ``spec.parse_options`` to build the matching network, and the
+    model card (JSON).
     """
     job = get_job(session, job_id)
     checkpoint = serving_checkpoint(session, job_id)
@@ -36,5 +38,6 @@ def export_weights(session: Session, artifacts_dir: Path, job_id: int) -> tuple[
         "epoch": str(checkpoint.epoch),
         "kind": str(checkpoint.kind),
         "options": json.dumps(job.params, sort_keys=True),
+        "model_card": json.dumps(model_card(session, job, checkpoint, "safetensors"), default=str),
     }
     return f"{job.model}-job{job_id}.safetensors", save(tensors, metadata=metadata)

@@ -19,27 +19,29 @@ from torch import nn
 from torchkiln.models import REGISTRY
 from torchkiln.models.common.registry import ModelSpec
 from torchkiln.service.store.aliases import aliased_job_id
-from torchkiln.service.store.cache_markers import aliases_stamp, marker_job_id, marker_stamp
+from torchkiln.service.store.cache_markers import aliases_stamp, marker_stamp
 from torchkiln.service.store.checkpoint_files import load_checkpoint
 from torchkiln.service.store.db import read_session
 from torchkiln.service.store.errors import InvalidInput, JobNotFound, NoCheckpoint
-from torchkiln.service.store.progress import newest_succeeded_job, serving_checkpoint
+from torchkiln.service.store.progress import serving_checkpoint
+from torchkiln.service.store.promotion import PRODUCTION, production_job_id
 from torchkiln.service.store.states import TERMINAL
 from torchkiln.service.store.tables import Checkpoint, Job
 
 logger = logging.getLogger(__name__)
 
 # Even with an unchanged marker (say, a host that does not share the artifacts folder),
-# the newest-job answer is looked up again this often.
+# the production answer is looked up again this often.
 SOURCE_REFRESH_S = 5.0
 
 
 @dataclass(frozen=True)
 class Source:
-    """The job and checkpoint a prediction comes from."""
+    """The job and checkpoint a prediction comes from, and the alias that named the job."""
 
     job: Job
     checkpoint: Checkpoint
+    alias: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,30 +54,28 @@ class LoadedModel:
 def find_source(
     session: Session, model_names: Sequence[str], job_id: int | None, alias: str | None = None
 ) -> Source:
-    """The serving checkpoint of the named (or aliased) job, else of the newest succeeded."""
+    """The serving checkpoint of the named (or aliased) job, else of the production version."""
     if alias is not None:
         job_id = aliased_job_id(session, model_names, alias)
-    if job_id is None:
-        job = newest_succeeded_job(session, model_names)
-        if job is None:
+    elif job_id is None:
+        job_id = production_job_id(session, model_names)
+        alias = PRODUCTION
+        if job_id is None:
             raise NoCheckpoint(
                 f"no trained {' or '.join(model_names)} model yet: run one with "
                 f'POST /jobs {{"model": "{model_names[0]}"}} and predict once it has succeeded'
             )
-    else:
-        job = session.get(Job, job_id)
-        if job is None:
-            raise JobNotFound(job_id)
-        if job.model not in model_names:
-            raise InvalidInput(
-                f"job {job_id} trained {job.model!r}, not {' or '.join(model_names)}"
-            )
+    job = session.get(Job, job_id)
+    if job is None:
+        raise JobNotFound(job_id)
+    if job.model not in model_names:
+        raise InvalidInput(f"job {job_id} trained {job.model!r}, not {' or '.join(model_names)}")
     checkpoint = serving_checkpoint(session, job.id)  # type: ignore[arg-type]
     if checkpoint is None:
         raise NoCheckpoint(
             f"job {job.id} ({job.status}) has no checkpoint yet; wait for it or pick another"
         )
-    return Source(job=job, checkpoint=checkpoint)
+    return Source(job=job, checkpoint=checkpoint, alias=alias)
 
 
 @dataclass(frozen=True)
@@ -88,8 +88,8 @@ class _CachedSource:
 class ModelCache:
     """Which checkpoint answers, and the loaded networks, so a request rarely touches the DB.
 
-    The newest-job lookup is reused until a model's success marker changes (a stat per
-    request), an alias lookup until its aliases marker changes; networks are keyed by
+    A lookup is reused until a model's success marker or (for the production version and
+    ``?alias=``) its aliases marker changes (a stat per request); networks are keyed by
     checkpoint id and digest, so a newer checkpoint is a fresh load.
     """
 
@@ -111,7 +111,7 @@ class ModelCache:
         stamps: tuple[object, ...] = tuple(
             marker_stamp(self.artifacts_dir, name) for name in model_names
         )
-        if alias is not None:
+        if job_id is None:
             stamps += tuple(aliases_stamp(self.artifacts_dir, name) for name in model_names)
         cached = self._sources.get(key)
         now = time.monotonic()
@@ -124,18 +124,11 @@ class ModelCache:
             return cached.source
         with read_session(self.engine) as session:
             source = find_source(session, model_names, job_id, alias)
-        if self._is_settled(source, model_names, is_pinned):
+        # Only answers that cannot change under the same markers: an alias names a succeeded
+        # job, and is moved in a commit that its marker's touch follows.
+        if source.job.status in TERMINAL:
             self._sources[key] = _CachedSource(source, stamps, now)
         return source
-
-    def _is_settled(self, source: Source, model_names: Sequence[str], is_pinned: bool) -> bool:
-        """Cache only answers that cannot change under the same markers."""
-        if is_pinned:
-            return source.job.status in TERMINAL
-        # A marker names the job that announced success; until its commit is visible the
-        # database still answers with an older job, which must not be cached.
-        announced = [marker_job_id(self.artifacts_dir, name) for name in model_names]
-        return source.job.id in announced or not any(announced)
 
     def get(self, source: Source, *, count: bool = True) -> LoadedModel:
         """The network for ``source``, loaded on first use; ``count``: a prediction's use,
@@ -192,8 +185,14 @@ class ModelCache:
         return LoadedModel(job_id=source.job.id, spec=spec, module=module)  # type: ignore[arg-type]
 
 
-def predict(loaded: LoadedModel, batch: torch.Tensor) -> dict[str, Any]:
-    """Run the network on a preprocessed batch; the answer names the job behind it."""
+def predict(loaded: LoadedModel, batch: torch.Tensor, alias: str | None = None) -> dict[str, Any]:
+    """Run the network on a preprocessed batch; the answer names the job (and the alias, if
+    one picked it) behind it."""
     with torch.inference_mode():
         outputs = loaded.module(batch)
-    return {"job_id": loaded.job_id, "model": loaded.spec.name, **loaded.spec.postprocess(outputs)}
+    return {
+        "job_id": loaded.job_id,
+        "alias": alias,
+        "model": loaded.spec.name,
+        **loaded.spec.postprocess(outputs),
+    }

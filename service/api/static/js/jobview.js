@@ -153,6 +153,11 @@ export class JobView {
     this.state = $(".job-state");
     this.progress = $("progress");
     this.latest = $(".latest-metrics");
+    this.promote = $(".job-promote");
+    this.promote.hidden = true;
+    this.promoteResult = $(".promote-result");
+    this.promoteResult.textContent = "";
+    $("#promote-job").onclick = () => this.promoteToProduction(jobId);
     const charts = $(".charts");
     charts.replaceChildren();
     this.loss = new LineChart(charts, { title: "Loss", name: "loss", autoLog: true });
@@ -237,6 +242,7 @@ export class JobView {
     this.progress.value = epoch;
     this.renderError(status, error);
     this.renderActions(status);
+    this.promote.hidden = status !== "succeeded";
   }
 
   // A failed job's error stands where its chart would be; an empty chart says so too.
@@ -252,6 +258,19 @@ export class JobView {
     const shown = { cancel: !isOver, delete: isOver, download: status === "succeeded" };
     for (const button of this.root.querySelectorAll(".job-actions button")) {
       button.hidden = shown[button.dataset.action] === false;
+    }
+  }
+
+  // /predict/<model> answers from the production alias; a new version serves once moved.
+  async promoteToProduction(jobId) {
+    try {
+      const alias = await request(`/models/${this.job.model}/aliases/production`, {
+        method: "PUT",
+        body: { job_id: jobId },
+      });
+      this.promoteResult.textContent = `production is now job #${alias.job_id}`;
+    } catch (error) {
+      this.promoteResult.textContent = describeError(error);
     }
   }
 

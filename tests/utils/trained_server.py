@@ -1,0 +1,36 @@
+"""A live server on tiny MNIST files with one succeeded job of each small model under test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import make_settings
+from tests.models.fixtures import synthetic_digits, write_idx
+from tests.utils.http_jobs import submit
+from tests.utils.live_server import LiveServer, wait_for_job
+
+SMALL_JOBS: dict[str, dict[str, object]] = {
+    "linear": {"epochs": 500},
+    "logistic_hours": {"epochs": 1000, "optimizer": "sgd", "lr": 0.05},
+    "mnist_mlp": {"epochs": 1, "batch_size": 32},
+}
+
+
+def start_trained(root: Path) -> tuple[LiveServer, dict[str, int]]:
+    """The running server, and the succeeded job id of each model in ``SMALL_JOBS``."""
+    raw = root / "data" / "MNIST" / "raw"
+    for split, n, seed in (("train", 120, 1), ("t10k", 40, 2)):
+        images, labels = synthetic_digits(n, seed=seed)
+        write_idx(raw / f"{split}-images-idx3-ubyte", images)
+        write_idx(raw / f"{split}-labels-idx1-ubyte", labels)
+    settings = make_settings(root, f"sqlite:///{root / 'kiln.db'}")
+    server = LiveServer(settings.model_copy(update={"data_dir": root / "data"}), root / "log")
+    server.start()
+    ids: dict[str, int] = {}
+    with server.client() as http:
+        for model, params in SMALL_JOBS.items():
+            ids[model] = submit(http, model, **params)
+        for job_id in ids.values():
+            job = wait_for_job(http, job_id, timeout_s=120)
+            assert job["status"] == "succeeded", job
+    return server, ids

@@ -238,6 +238,7 @@ def specialise(options: SequentialOptions) -> ModelSpec:
         postprocess=source.postprocess,
         decode_upload=source.decode_upload or _no_uploads(options.data),
         augment=source.augment,
+        tensors=source.tensors,
         specialise=None,
     )
 
@@ -268,6 +269,8 @@ SPEC = register(
         postprocess=mnist_mlp.postprocess,
         decode_upload=_decode_any,
         augment=_augment,
+        # The default data set's (mnist); each job answers with its own (specialise).
+        tensors=mnist_mlp.SPEC.tensors,
         specialise=specialise,
         describe=describe,
         presets=PRESETS,

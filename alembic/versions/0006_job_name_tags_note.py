@@ -17,13 +17,14 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("job", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("name", sa.String(length=128), nullable=True))
-        # A JSON list; existing rows get an empty one, so readers never see NULL.
-        batch_op.add_column(
-            sa.Column("tags", sa.JSON(), nullable=False, server_default=sa.text("'[]'"))
-        )
-        batch_op.add_column(sa.Column("note", sa.Text(), nullable=True))
+    # Plain ADD COLUMNs, no batch: on SQLite a batch would copy the job table, and dropping the
+    # old one fails its foreign keys once model_alias rows point at jobs (migration 0005).
+    op.add_column("job", sa.Column("name", sa.String(length=128), nullable=True))
+    # A JSON list; existing rows get an empty one, so readers never see NULL.
+    op.add_column(
+        "job", sa.Column("tags", sa.JSON(), nullable=False, server_default=sa.text("'[]'"))
+    )
+    op.add_column("job", sa.Column("note", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:

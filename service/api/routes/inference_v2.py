@@ -193,6 +193,8 @@ def infer(
         ):
             raise ProtocolError("parameters.alias must be an alias name, and not beside a version")
         source = cache.resolve([spec.name], version_id(version), alias)
+        # The version's own signature: a sequential job's depends on its data set.
+        signature = cache.get(source).spec.tensors or signature
         tensors = decode_inputs(request, binary, signature.inputs)
         outputs = run_network(cache, source, signature, tensors)
         encoded = [

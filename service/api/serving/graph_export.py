@@ -63,13 +63,14 @@ def export_graph(
     if export_format == "onnx":
         require_onnx()
     job = get_job(session, job_id)
-    spec = REGISTRY[job.model]
+    options = REGISTRY[job.model].parse_options(job.params)
+    spec = REGISTRY[job.model].for_options(options)  # a sequential job's own data set
     if spec.tensors is None:
         raise InvalidInput(f"{job.model} declares no tensor signature; export it as safetensors")
     checkpoint = serving_checkpoint(session, job_id)
     if checkpoint is None:
         raise NoCheckpoint(f"job {job_id} ({job.status}) has no checkpoint to export")
-    network = spec.build(spec.parse_options(job.params))
+    network = spec.build(options)
     payload = load_checkpoint(
         artifacts_dir / checkpoint.path, torch.device("cpu"), checkpoint.sha256
     )

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from torchkiln.models import REGISTRY
-from torchkiln.models.common.images import ImageLimits
+from torchkiln.models.common.images import ImageLimits, request_pixels
 from torchkiln.models.common.registry import ModelSpec
 from torchkiln.service.api.deps import ModelCacheDep
 from torchkiln.service.api.serving.predictions import ModelCache, predict
@@ -38,7 +38,9 @@ AliasQuery = Annotated[
 ]
 MAX_FILES = 256
 # Decoding a big photo takes milliseconds: do it off the event loop; small ones inline.
+# Both bounds count: a few KiB of PNG can declare millions of pixels.
 INLINE_DECODE_BYTES = 64 * 1024
+INLINE_DECODE_PIXELS = 512 * 512
 
 
 def json_response(body: dict[str, Any]) -> Response:
@@ -103,6 +105,7 @@ async def read_images(request: Request, content_type: str) -> list[bytes]:
 
 def decode_all(spec: ModelSpec, images: list[bytes], limits: ImageLimits) -> torch.Tensor:
     assert spec.decode_upload is not None
+    request_pixels(images, limits)  # the whole request's budget before any image decodes
     return torch.cat([spec.decode_upload(data, limits) for data in images])
 
 
@@ -121,8 +124,14 @@ def add_upload_route(path_name: str, specs: list[ModelSpec], summary: str) -> No
         if content_type.startswith(("multipart/form-data", "image/")):
             images = await read_images(request, content_type)
             settings = request.app.state.settings
-            limits = ImageLimits(settings.max_upload_bytes, settings.max_image_pixels)
-            if sum(map(len, images)) > INLINE_DECODE_BYTES:
+            limits = ImageLimits(
+                settings.max_upload_bytes, settings.max_image_pixels, settings.max_request_pixels
+            )
+            # Headers of a small body are cheap to read here; they tell the decoding cost.
+            if (
+                sum(map(len, images)) > INLINE_DECODE_BYTES
+                or request_pixels(images, limits) > INLINE_DECODE_PIXELS
+            ):
                 return json_response(
                     await run_in_threadpool(
                         answer, cache, names, pick, lambda s: decode_all(s, images, limits)

@@ -53,3 +53,59 @@ def test_a_batch_over_the_request_pixel_budget_is_413(small_budget: TestClient) 
     response = small_budget.post("/predict/mnist", files=files)
     assert response.status_code == 413
     assert "2,000 pixels" in response.json()["detail"]
+
+
+LONE_SURROGATE = b'"\\ud800"'  # a JSON escape Python decodes to a str UTF-8 cannot encode
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/jobs", b'{"model": %s}'),
+        ("POST", "/jobs", b'{"model": "linear", "params": {%s: 1}}'),
+        ("POST", "/sweeps", b'{"model": %s, "space": {"lr": [0.1]}}'),
+        ("POST", "/sweeps/1/promote", b'{"alias": %s}'),
+        ("PUT", "/models/linear/aliases/prod", b'{"job_id": %s}'),
+        ("POST", "/predict/diabetes", b'{"model": %s}'),
+        ("POST", "/predict/mnist", b'{"pixels": %s}'),
+    ],
+)
+def test_a_lone_surrogate_in_json_is_a_422(
+    client: TestClient, method: str, path: str, body: bytes
+) -> None:
+    response = client.request(
+        method, path, content=body % LONE_SURROGATE, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"]
+
+
+@pytest.mark.parametrize("ids", ["\u00b2", "9" * 4301, "1,\u00b2", "99999999999"])
+def test_compare_ids_that_int_refuses_are_a_422(client: TestClient, ids: str) -> None:
+    response = client.get("/jobs/compare", params={"ids": ids})
+    assert response.status_code == 422
+    assert "is not a job id" in response.json()["detail"]
+
+
+@pytest.fixture
+def job_id(client: TestClient) -> int:
+    response = client.post("/jobs", json={"model": "linear"})
+    assert response.status_code == 201
+    return response.json()["id"]
+
+
+@pytest.mark.parametrize("cursor", [b"\xb2", b"9" * 4301, b"1.5"])
+def test_a_last_event_id_that_is_no_event_id_is_a_422(
+    client: TestClient, job_id: int, cursor: bytes
+) -> None:
+    response = client.get(f"/jobs/{job_id}/events", headers={"Last-Event-ID": cursor})
+    assert response.status_code == 422
+    assert "Last-Event-ID" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("spelling", ["{}.0", "+{}", "{}%C2%A0", "%EF%BC%91"])
+def test_path_ids_are_plain_digits(client: TestClient, job_id: int, spelling: str) -> None:
+    path = f"/jobs/{spelling.format(job_id)}"
+    assert client.get(path).status_code == 422
+    assert client.delete(path).status_code == 422
+    assert client.get(f"/jobs/{job_id}").status_code == 200  # not deleted

@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from torchkiln.service.api.body_limits import BodyLimit
-from torchkiln.service.api.deps import require_api_key
+from torchkiln.service.api.deps import require_api_key, require_plain_path_ids
 from torchkiln.service.api.errors import add_error_handlers
 from torchkiln.service.api.prometheus import PredictTimer, make_telemetry
 from torchkiln.service.api.routes import (
@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.model_cache = ModelCache(engine, settings.artifacts_dir)
     app.state.telemetry = make_telemetry(engine)
-    protected = [Depends(require_api_key)]
+    protected = [Depends(require_api_key), Depends(require_plain_path_ids)]
     app.include_router(health.router)
     # compare first: /jobs/{job_id} in the jobs router would otherwise take /jobs/compare.
     for router in (compare_router, sweeps_router):

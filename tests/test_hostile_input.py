@@ -16,6 +16,7 @@ from torchkiln.models.common.images import (
     mnist_pixels,
 )
 from torchkiln.service.api.app import create_app
+from torchkiln.service.store import jobs
 from torchkiln.service.store.settings import Settings
 
 
@@ -109,3 +110,40 @@ def test_path_ids_are_plain_digits(client: TestClient, job_id: int, spelling: st
     assert client.get(path).status_code == 422
     assert client.delete(path).status_code == 422
     assert client.get(f"/jobs/{job_id}").status_code == 200  # not deleted
+
+
+def succeeded_job(client: TestClient, model: str) -> int:
+    """Submit a job and finish it at once, as a worker would."""
+    assert client.post("/jobs", json={"model": model}).status_code == 201
+    job = jobs.claim_next_job(
+        client.app.state.engine,  # type: ignore[attr-defined]
+        worker=jobs.WorkerIdentity.current(1),
+        devices=["auto", "cpu"],
+        lease_s=30.0,
+    )
+    assert job is not None and job.id is not None
+    assert jobs.finish_job(client.app.state.engine, jobs.Lease(job.id, job.attempts))  # type: ignore[attr-defined]
+    return job.id
+
+
+def test_init_from_must_name_a_succeeded_job_of_the_same_model(client: TestClient) -> None:
+    source = succeeded_job(client, "linear")
+    cancelled = client.post("/jobs", json={"model": "linear"}).json()["id"]
+    assert client.post(f"/jobs/{cancelled}/cancel").status_code == 200
+
+    def submit(model: str, init_from: int) -> tuple[int, str]:
+        response = client.post("/jobs", json={"model": model, "params": {"init_from": init_from}})
+        return response.status_code, response.text
+
+    assert submit("linear", source)[0] == 201
+    assert submit("linear", 10**30)[0] == 422
+    assert submit("linear", 999_999) == (
+        422,
+        '{"detail":"init_from=999999: there is no job 999999"}',
+    )
+    status, text = submit("quadratic", source)
+    assert status == 422 and "trained 'linear'" in text
+    status, text = submit("linear", cancelled)
+    assert status == 422 and "cancelled" in text
+    sweep = {"model": "linear", "params": {"init_from": cancelled}, "space": {"lr": [0.1, 0.2]}}
+    assert client.post("/sweeps", json=sweep).status_code == 422

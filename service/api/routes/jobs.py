@@ -21,6 +21,7 @@ from torchkiln.service.api.schemas import (
 )
 from torchkiln.service.store import jobs, metric_history, versions
 from torchkiln.service.store.db import read_session, write_session
+from torchkiln.service.store.init_sources import require_init_sources
 from torchkiln.service.store.states import TERMINAL, JobState
 from torchkiln.service.store.tables import MAX_ROW_ID, Job, utcnow
 
@@ -77,6 +78,7 @@ def submit_job(body: JobCreate, engine: EngineDep, settings: SettingsDep) -> Job
     """Queue a training job. Its params are checked against the model's option schema."""
     params = validate_params(body.model, body.params)
     with write_session(engine) as session:
+        require_init_sources(session, model=body.model, params=[params])
         job = jobs.enqueue_job(
             session=session,
             model=body.model,

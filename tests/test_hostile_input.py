@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from pydantic import SecretStr
 
 from torchkiln.models.common.images import (
     MAX_ASPECT_RATIO,
@@ -147,3 +150,65 @@ def test_init_from_must_name_a_succeeded_job_of_the_same_model(client: TestClien
     assert status == 422 and "cancelled" in text
     sweep = {"model": "linear", "params": {"init_from": cancelled}, "space": {"lr": [0.1, 0.2]}}
     assert client.post("/sweeps", json=sweep).status_code == 422
+
+
+def test_json_routes_keep_the_json_limit_whatever_the_content_type(settings: Settings) -> None:
+    small = settings.model_copy(update={"max_body_bytes": 4096})
+    body = b"x" * 5000  # within the upload limits, over the JSON limit
+    with TestClient(create_app(small)) as client:
+        for content_type in ("multipart/form-data; boundary=x", "image/png"):
+            headers = {"content-type": content_type}
+            response = client.post("/jobs", content=body, headers=headers)
+            assert response.status_code == 413, content_type
+            assert "4096 bytes" in response.json()["detail"]
+        # The upload routes keep the upload limits.
+        image = png(Image.new("L", (28, 28)))
+        response = client.post("/predict/mnist", files={"file": ("d.png", image + body)})
+        assert response.status_code != 413
+
+
+def send_unread(app: Any, path: str, headers: dict[str, str], chunks: int) -> tuple[int, int]:
+    """POST ``chunks`` body chunks straight to the ASGI app; its status and chunks it read."""
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+        "http_version": "1.1",
+        "scheme": "http",
+        "server": ("testserver", 80),
+        "client": ("testclient", 1),
+        "root_path": "",
+    }
+    read = 0
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal read
+        read += 1
+        return {"type": "http.request", "body": b"x" * 1000, "more_body": read < chunks}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent[0]["status"], read
+
+
+def test_a_body_without_the_api_key_is_refused_unread(settings: Settings) -> None:
+    app = create_app(settings.model_copy(update={"api_key": SecretStr("s3cret")}))
+    length = {"content-length": "100000"}
+    for path, content_type in [
+        ("/jobs", "application/json"),
+        ("/jobs", "multipart/form-data; boundary=x"),
+        ("/predict/mnist", "multipart/form-data; boundary=x"),
+    ]:
+        headers = {**length, "content-type": content_type}
+        assert send_unread(app, path, headers, 100) == (401, 0)
+        wrong = {**headers, "authorization": "Bearer wrong"}
+        assert send_unread(app, path, wrong, 100) == (401, 0)
+    keyed = {**length, "content-type": "application/json", "authorization": "Bearer s3cret"}
+    status, read = send_unread(app, "/jobs", keyed, 100)
+    assert status == 422 and read == 100  # read, and found not to be JSON

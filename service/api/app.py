@@ -9,7 +9,7 @@ import torch
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from torchkiln.service.api.body_limits import BodyLimit
+from torchkiln.service.api.body_limits import BodyLimit, KeyBeforeBody
 from torchkiln.service.api.deps import require_api_key, require_plain_path_ids
 from torchkiln.service.api.errors import add_error_handlers
 from torchkiln.service.api.prometheus import PredictTimer, make_telemetry
@@ -77,7 +77,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         json_limit=settings.max_body_bytes,
         upload_limit=settings.max_upload_bytes,
         batch_limit=settings.max_batch_upload_bytes,
+        upload_paths=predict.upload_paths(),
     )
+    if settings.api_key is not None:
+        # Outside BodyLimit: authentication comes before any limit or byte of the body.
+        app.add_middleware(KeyBeforeBody, api_key=settings.api_key.get_secret_value())
     # Outermost, so rejected uploads (413) are timed too.
     app.add_middleware(
         PredictTimer,

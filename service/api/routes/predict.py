@@ -170,6 +170,11 @@ def add_upload_route(path_name: str, specs: list[ModelSpec], summary: str) -> No
     )
 
 
+def upload_paths() -> set[str]:
+    """The routes that take image uploads, and with them the upload body limits."""
+    return {route.path for route in router.routes if getattr(route, "openapi_extra", None)}
+
+
 def add_routes() -> None:
     families: dict[str, list[ModelSpec]] = {}
     for spec in REGISTRY.values():

@@ -17,7 +17,12 @@ from torchkiln.models import REGISTRY
 from torchkiln.models.common.registry import DataRoot, DataUnavailable, ModelSpec
 from torchkiln.service.store import progress, sweeps
 from torchkiln.service.store.cache_markers import announce_success
-from torchkiln.service.store.checkpoint_files import job_dir, load_checkpoint, save_checkpoint
+from torchkiln.service.store.checkpoint_files import (
+    job_dir,
+    load_checkpoint,
+    remove_temp_files,
+    save_checkpoint,
+)
 from torchkiln.service.store.db import read_session
 from torchkiln.service.store.jobs import (
     Lease,
@@ -126,6 +131,11 @@ class JobRun:
         finally:
             heart.stop()
             job_log.close()
+            # A write cut short by an exception cleans up after itself; this catches any
+            # other way one was left. Not once the lease is lost: the folder is the new
+            # owner's, and so are the temp files it may be writing.
+            if not heart.is_lost.is_set():
+                remove_temp_files(job_dir(self.settings.artifacts_dir, lease.job_id))
 
     def execute(self) -> None:
         job, lease, heart = self.job, self.lease, self.heart
@@ -211,6 +221,8 @@ class JobRun:
         state = new_state(spec, options, device)
         rewind = progress.rewind_to_checkpoint(self.engine, lease)
         self.unlink(rewind.stale_paths)
+        # An earlier attempt killed mid-write (SIGKILL, a lost host) left its temp file.
+        remove_temp_files(job_dir(self.settings.artifacts_dir, lease.job_id))
         if rewind.best is not None:
             self.best.epoch, self.best.value = rewind.best.epoch, rewind.best.metric_value
         checkpoint = rewind.checkpoint

@@ -189,5 +189,8 @@ class VersionsPublic(BaseModel):
 
 
 class UsagePublic(BaseModel):
-    disk_bytes: int = Field(description="Checkpoint bytes of every job.")
-    models: dict[str, int] = Field(description="Checkpoint bytes per model.")
+    disk_bytes: int = Field(description="Checkpoint bytes of every job, temp_bytes included.")
+    models: dict[str, int] = Field(description="Checkpoint bytes per model, temp_bytes included.")
+    temp_bytes: int = Field(
+        0, description="Half-written checkpoints a killed write left, until the job resumes."
+    )

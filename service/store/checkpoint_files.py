@@ -15,6 +15,9 @@ from typing import Any
 
 import torch
 
+# save_checkpoint's temporary names: ".epoch-000004.pt.<random>.tmp" beside the final file.
+TEMP_GLOB = ".*.pt.*.tmp"
+
 
 @dataclass(frozen=True)
 class SavedCheckpoint:
@@ -48,6 +51,30 @@ def save_checkpoint(payload: dict[str, Any], path: Path) -> SavedCheckpoint:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return SavedCheckpoint(path=path, sha256=digest, size_bytes=size)
+
+
+def remove_temp_files(folder: Path) -> None:
+    """Delete the half-written checkpoints a killed writer left in a job's folder.
+
+    Only while no one writes there: the job's own worker, as it starts or ends the job.
+    """
+    for path in folder.glob(TEMP_GLOB):
+        path.unlink(missing_ok=True)
+
+
+def temp_bytes_by_job(artifacts_dir: Path) -> dict[int, int]:
+    """Bytes of half-written checkpoints in each job's folder (none for most jobs)."""
+    totals: dict[int, int] = {}
+    for path in (artifacts_dir / "jobs").glob(f"*/{TEMP_GLOB}"):
+        name = path.parent.name
+        if not (name.isascii() and name.isdigit()):
+            continue
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:  # renamed into place or removed since the listing
+            continue
+        totals[int(name)] = totals.get(int(name), 0) + size
+    return totals
 
 
 def load_checkpoint(path: Path, device: torch.device, sha256: str | None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -79,15 +79,23 @@ def temp_bytes_by_job(artifacts_dir: Path) -> dict[int, int]:
 
 def load_checkpoint(path: Path, device: torch.device, sha256: str | None) -> dict[str, Any]:
     """Read a checkpoint onto ``device``; checks its sha256 first when one was recorded."""
-    if sha256 is not None and file_sha256(path) != sha256:
-        raise CorruptCheckpoint(f"checkpoint {path.name} does not match its recorded sha256")
-    return torch.load(path, map_location=device, weights_only=True)
+    # One open for both: retention may unlink the file at any moment, and an open handle
+    # keeps reading it.
+    with path.open("rb") as handle:
+        if sha256 is not None and _handle_sha256(handle) != sha256:
+            raise CorruptCheckpoint(f"checkpoint {path.name} does not match its recorded sha256")
+        handle.seek(0)
+        return torch.load(handle, map_location=device, weights_only=True)
 
 
 def file_sha256(path: Path) -> str:
     """The hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+        return _handle_sha256(handle)
+
+
+def _handle_sha256(handle: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(block)
     return digest.hexdigest()

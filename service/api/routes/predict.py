@@ -54,7 +54,7 @@ def answer(
     job_id, alias = pick
     if job_id is not None and alias is not None:
         raise InvalidInput("give job_id or alias, not both")
-    loaded = cache.get(cache.resolve(names, job_id, alias))
+    loaded = cache.load(names, job_id, alias)
     return predict(loaded, batch_of(loaded.spec))
 
 

@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 # Even with an unchanged marker (say, a host that does not share the artifacts folder),
 # the newest-job answer is looked up again this often.
 SOURCE_REFRESH_S = 5.0
+# Lookups of a source whose checkpoint file retention removed under the reader.
+READ_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,18 @@ class ModelCache:
         # database still answers with an older job, which must not be cached.
         announced = [marker_job_id(self.artifacts_dir, name) for name in model_names]
         return source.job.id in announced or not any(announced)
+
+    def load(
+        self, model_names: Sequence[str], job_id: int | None, alias: str | None = None
+    ) -> LoadedModel:
+        """``get(resolve(...))``, looked up afresh when the checkpoint file vanished: a
+        running job's retention removes it only once the newer row is committed."""
+        for _ in range(READ_ATTEMPTS - 1):
+            try:
+                return self.get(self.resolve(model_names, job_id, alias))
+            except FileNotFoundError:
+                self._sources.pop((tuple(model_names), job_id, alias), None)
+        return self.get(self.resolve(model_names, job_id, alias))
 
     def get(self, source: Source, *, count: bool = True) -> LoadedModel:
         """The network for ``source``, loaded on first use; ``count``: a prediction's use,

@@ -212,3 +212,12 @@ def test_a_body_without_the_api_key_is_refused_unread(settings: Settings) -> Non
     keyed = {**length, "content-type": "application/json", "authorization": "Bearer s3cret"}
     status, read = send_unread(app, "/jobs", keyed, 100)
     assert status == 422 and read == 100  # read, and found not to be JSON
+
+
+def test_the_job_list_leaves_inline_data_out_unless_asked(client: TestClient) -> None:
+    points = {"x": [1.0, 2.0, 3.0], "y": [2.0, 4.0, 6.0]}
+    job = client.post("/jobs", json={"model": "linear", "params": {"data": points}}).json()
+    assert client.get(f"/jobs/{job['id']}").json()["params"]["data"] == points
+    listed = client.get("/jobs").json()["data"][0]
+    assert "data" not in listed["params"] and listed["params"]["epochs"] == 1000
+    assert client.get("/jobs", params={"include": "data"}).json()["data"][0]["params"]["data"]

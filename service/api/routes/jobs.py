@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Response, status
@@ -98,8 +98,13 @@ def list_jobs(
     model: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
+    include: Annotated[
+        Literal["data"] | None,
+        Query(description="data: keep each job's inline training points in its params."),
+    ] = None,
 ) -> JobsPublic:
-    """Jobs newest first, optionally only one status or model."""
+    """Jobs newest first, optionally only one status or model; ``params.data`` (inline
+    training points) is left out unless ``include=data``."""
     with read_session(engine) as session:
         page, count = jobs.list_jobs(
             session, status=status, model=model, limit=limit, offset=offset
@@ -107,6 +112,10 @@ def list_jobs(
         positions = jobs.queue_positions(session, page)
         sizes = versions.disk_bytes(session, [j.id for j in page])  # type: ignore[misc]
     data = [job_public(j, positions.get(j.id), sizes.get(j.id, 0)) for j in page]  # type: ignore[arg-type]
+    if include != "data":
+        # A page of jobs with 100k inline points each would run to tens of megabytes.
+        for public in data:
+            public.params = {k: v for k, v in public.params.items() if k != "data"}
     return JobsPublic(data=data, count=count)
 
 

@@ -120,13 +120,16 @@ class JobRun:
             self.execute()
         except (JobFailure, Diverged, DataUnavailable, MetricMissing) as error:
             logger.warning("job %s failed: %s", job.id, error)
+            heart.stop()
             fail_job(self.engine, lease, str(error))
         except torch.OutOfMemoryError as error:
             # Retrying the same spec on the same device would run out of memory again.
             logger.warning("job %s ran out of memory on %s", job.id, self.device)
+            heart.stop()
             fail_job(self.engine, lease, f"out of memory on {self.device}: {error}")
         except Exception as error:
             logger.exception("job %s failed", job.id)
+            heart.stop()
             fail_job(self.engine, lease, f"{type(error).__name__}: {error}")
         finally:
             heart.stop()
@@ -196,6 +199,7 @@ class JobRun:
             # Announce first: a cache that sees the marker before the commit just doesn't
             # cache (see service.predictions), while the reverse order could serve stale.
             announce_success(self.settings.artifacts_dir, spec.name, job_id)
+            heart.stop()  # before each final transition, see Heart.stop
             finish_job(self.engine, lease, stop_reason=result.reason)
             logger.info(
                 "job %s succeeded after %s epochs%s",
@@ -207,11 +211,13 @@ class JobRun:
             logger.warning("job %s: stopped, another worker owns it now", job_id)
         elif heart.is_cancel_requested.is_set():
             # The partial epoch is dropped: the last checkpoint stays the newest.
+            heart.stop()
             mark_cancelled(self.engine, lease)
             logger.info("job %s cancelled at epoch %s", job_id, state.epoch)
         else:
             # Warm shutdown: the epoch finished, so this checkpoint resumes exactly.
             self.checkpoint(spec, state, is_final=False)
+            heart.stop()
             release_job(self.engine, lease)
             logger.info("job %s handed back to the queue at epoch %s", job_id, state.epoch)
 

@@ -221,3 +221,23 @@ def test_the_job_list_leaves_inline_data_out_unless_asked(client: TestClient) ->
     listed = client.get("/jobs").json()["data"][0]
     assert "data" not in listed["params"] and listed["params"]["epochs"] == 1000
     assert client.get("/jobs", params={"include": "data"}).json()["data"][0]["params"]["data"]
+
+
+@pytest.mark.parametrize(
+    ("priority", "status"), [(-93.0, 201), (-93, 201), (1.5, 422), ("7", 422), (True, 422)]
+)
+def test_a_whole_number_is_an_integer_as_json_schema_counts_them(
+    client: TestClient, priority: object, status: int
+) -> None:
+    """The schema says integer, and JSON Schema takes -93.0 as one; strings and booleans not."""
+    response = client.post("/jobs", json={"model": "linear", "priority": priority})
+    assert response.status_code == status, response.text
+    if status == 201:
+        assert response.json()["priority"] == -93
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["JobCreate"]
+    assert schema["properties"]["priority"]["type"] == "integer"
+
+
+def test_sweep_counts_take_whole_floats_too(client: TestClient) -> None:
+    body = {"model": "linear", "space": {"lr": [0.1]}, "seed": 3.0, "trials": 1.0}
+    assert client.post("/sweeps", json=body).status_code == 201

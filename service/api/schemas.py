@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from torchkiln.service.store.patterns import DEVICE_PATTERN
 from torchkiln.service.store.states import JobState, WorkerState
+from torchkiln.service.store.whole_numbers import WholeNumber
 
 
 class JobCreate(BaseModel):
@@ -26,7 +27,9 @@ class JobCreate(BaseModel):
     device: str = Field(
         "auto", pattern=DEVICE_PATTERN, description="auto (cuda, then mps, then cpu), or one."
     )
-    priority: int = Field(0, ge=-1000, le=1000, description="Higher runs first; ties: oldest.")
+    priority: WholeNumber = Field(
+        0, ge=-1000, le=1000, description="Higher runs first; ties: oldest."
+    )
 
 
 class WorkerPublic(BaseModel):
@@ -154,7 +157,7 @@ class JobLogsPublic(BaseModel):
 class AliasSet(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    job_id: int = Field(ge=1, le=2**31 - 1, description="A succeeded job of this model.")
+    job_id: WholeNumber = Field(ge=1, le=2**31 - 1, description="A succeeded job of this model.")
 
 
 class AliasPublic(BaseModel):

@@ -241,3 +241,9 @@ def test_a_whole_number_is_an_integer_as_json_schema_counts_them(
 def test_sweep_counts_take_whole_floats_too(client: TestClient) -> None:
     body = {"model": "linear", "space": {"lr": [0.1]}, "seed": 3.0, "trials": 1.0}
     assert client.post("/sweeps", json=body).status_code == 201
+
+
+def test_the_image_schema_states_the_exactly_one_rule(client: TestClient) -> None:
+    body = client.get("/openapi.json").json()["paths"]["/predict/mnist"]["post"]["requestBody"]
+    rule = body["content"]["application/json"]["schema"]["oneOf"]
+    assert [branch["required"] for branch in rule] == [["image"], ["images"]]

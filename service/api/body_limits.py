@@ -17,6 +17,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Room for multipart boundaries, part headers and small form fields around the file bytes.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
+# The same words as require_api_key's 401.
+UNAUTHORIZED = "missing or wrong API key: send Authorization: Bearer <key>"
 
 
 class BodyTooLarge(Exception):
@@ -126,9 +128,6 @@ class KeyBeforeBody:
         is_bearer = scheme.lower() == b"bearer"
         # compare_digest takes the same time wherever the first difference is.
         return secrets.compare_digest(token.strip() if is_bearer else b"", self.expected)
-
-
-UNAUTHORIZED = "missing or wrong API key: send Authorization: Bearer <key>"
 
 
 def _has_body(scope: Scope) -> bool:

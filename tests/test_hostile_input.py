@@ -247,3 +247,13 @@ def test_the_image_schema_states_the_exactly_one_rule(client: TestClient) -> Non
     body = client.get("/openapi.json").json()["paths"]["/predict/mnist"]["post"]["requestBody"]
     rule = body["content"]["application/json"]["schema"]["oneOf"]
     assert [branch["required"] for branch in rule] == [["image"], ["images"]]
+
+
+def test_job_id_and_alias_exclude_each_other_in_the_schema_and_the_route(
+    client: TestClient,
+) -> None:
+    operation = client.get("/openapi.json").json()["paths"]["/predict/linear"]["post"]
+    words = {p["name"]: p["description"] for p in operation["parameters"]}
+    assert "Not with alias" in words["job_id"] and "Not with job_id" in words["alias"]
+    both = client.post("/predict/linear", params={"job_id": 1, "alias": "a"}, json={"x": [1.0]})
+    assert both.status_code == 422

@@ -30,11 +30,18 @@ router = APIRouter(prefix="/predict", tags=["predict"])
 
 JobIdQuery = Annotated[
     int | None,
-    Query(ge=1, le=MAX_ROW_ID, description="Answer from this job, not the newest succeeded."),
+    Query(
+        ge=1,
+        le=MAX_ROW_ID,
+        description="Answer from this job, not the newest succeeded. Not with alias (422).",
+    ),
 ]
 AliasQuery = Annotated[
     str | None,
-    Query(pattern=ALIAS_PATTERN, description="Answer from the job this alias names."),
+    Query(
+        pattern=ALIAS_PATTERN,
+        description="Answer from the job this alias names. Not with job_id (422).",
+    ),
 ]
 MAX_FILES = 256
 # Decoding a big photo takes milliseconds: do it off the event loop; small ones inline.

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from torchkiln.models.common.watched_metric import Watch
+from torchkiln.workers.early_stopping import metric_value
 from torchkiln.workers.training import TrainState
 
 
@@ -25,8 +26,9 @@ class BestKeeper:
     def observe(self, state: TrainState, metrics: dict[str, float], model_name: str) -> None:
         if self.watch is None:
             return
-        value = metrics.get(self.watch.metric)
-        if value is None or not self.watch.is_better(value, self.value):
+        # Refused like early stopping's metric: a typo would otherwise keep no best at all.
+        value = metric_value(metrics, self.watch.metric, "watch")
+        if not self.watch.is_better(value, self.value):
             return
         self.epoch, self.value = state.epoch, value
         weights = {k: v.detach().clone() for k, v in state.module.state_dict().items()}

@@ -53,6 +53,8 @@ class LeaseHeartbeat(threading.Thread):
         return self.is_cancel_requested.is_set() or self.is_lost.is_set()
 
     def stop(self) -> None:
+        """No beat after this returns. Called before the job's final transition: a beat
+        after it would find the lease gone and report it lost to another worker."""
         self._stopped.set()
         if self.is_alive():
             self.join(timeout=5)

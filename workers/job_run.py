@@ -17,7 +17,12 @@ from torchkiln.models import REGISTRY
 from torchkiln.models.common.registry import DataRoot, DataUnavailable, ModelSpec
 from torchkiln.service.store import progress, sweeps
 from torchkiln.service.store.cache_markers import announce_success, touch_aliases
-from torchkiln.service.store.checkpoint_files import job_dir, load_checkpoint, save_checkpoint
+from torchkiln.service.store.checkpoint_files import (
+    job_dir,
+    load_checkpoint,
+    remove_temp_files,
+    save_checkpoint,
+)
 from torchkiln.service.store.db import read_session
 from torchkiln.service.store.jobs import (
     Lease,
@@ -115,17 +120,25 @@ class JobRun:
             self.execute()
         except (JobFailure, Diverged, DataUnavailable, MetricMissing) as error:
             logger.warning("job %s failed: %s", job.id, error)
+            heart.stop()
             fail_job(self.engine, lease, str(error))
         except torch.OutOfMemoryError as error:
             # Retrying the same spec on the same device would run out of memory again.
             logger.warning("job %s ran out of memory on %s", job.id, self.device)
+            heart.stop()
             fail_job(self.engine, lease, f"out of memory on {self.device}: {error}")
         except Exception as error:
             logger.exception("job %s failed", job.id)
+            heart.stop()
             fail_job(self.engine, lease, f"{type(error).__name__}: {error}")
         finally:
             heart.stop()
             job_log.close()
+            # A write cut short by an exception cleans up after itself; this catches any
+            # other way one was left. Not once the lease is lost: the folder is the new
+            # owner's, and so are the temp files it may be writing.
+            if not heart.is_lost.is_set():
+                remove_temp_files(job_dir(self.settings.artifacts_dir, lease.job_id))
 
     def execute(self) -> None:
         job, lease, heart = self.job, self.lease, self.heart
@@ -188,6 +201,7 @@ class JobRun:
             # The success marker makes every cache look again; what /predict answers moves
             # only with an alias, whose marker is touched after the commit below.
             announce_success(self.settings.artifacts_dir, spec.name, job_id)
+            heart.stop()  # before each final transition, see LeaseHeartbeat.stop
             finished = finish_and_promote(self.engine, lease, stop_reason=result.reason)
             if finished.moved_aliases:
                 # After the commit: a cache that sees the new marker sees the moved alias.
@@ -203,11 +217,13 @@ class JobRun:
             logger.warning("job %s: stopped, another worker owns it now", job_id)
         elif heart.is_cancel_requested.is_set():
             # The partial epoch is dropped: the last checkpoint stays the newest.
+            heart.stop()
             mark_cancelled(self.engine, lease)
             logger.info("job %s cancelled at epoch %s", job_id, state.epoch)
         else:
             # Warm shutdown: the epoch finished, so this checkpoint resumes exactly.
             self.checkpoint(spec, state, is_final=False)
+            heart.stop()
             release_job(self.engine, lease)
             logger.info("job %s handed back to the queue at epoch %s", job_id, state.epoch)
 
@@ -217,6 +233,8 @@ class JobRun:
         state = new_state(spec, options, device)
         rewind = progress.rewind_to_checkpoint(self.engine, lease)
         self.unlink(rewind.stale_paths)
+        # An earlier attempt killed mid-write (SIGKILL, a lost host) left its temp file.
+        remove_temp_files(job_dir(self.settings.artifacts_dir, lease.job_id))
         if rewind.best is not None:
             self.best.epoch, self.best.value = rewind.best.epoch, rewind.best.metric_value
         checkpoint = rewind.checkpoint

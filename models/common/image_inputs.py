@@ -13,7 +13,17 @@ class ImageBatch(BaseModel):
     Subclasses narrow ``image`` and ``images`` to their pixel arrays and name the shape.
     """
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    # The schema states the exactly-one rule too, so clients and fuzzers see what is checked.
+    model_config = ConfigDict(
+        extra="forbid",
+        allow_inf_nan=False,
+        json_schema_extra={
+            "oneOf": [
+                {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+                for name in ("image", "images")
+            ]
+        },
+    )
     SHAPE: ClassVar[str] = "image"
 
     image: Any = None

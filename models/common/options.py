@@ -51,7 +51,10 @@ class TrainOptions(BaseModel):
         None, ge=1, le=100_000, description="Epochs between checkpoints; null: about ten a job."
     )
     init_from: int | None = Field(
-        None, ge=1, description="Start from the weights of this earlier succeeded job."
+        None,
+        ge=1,
+        le=2**31 - 1,  # a job id: the service's row ids are 32-bit
+        description="Start from the weights of this earlier succeeded job.",
     )
     early_stopping: EarlyStopping | None = Field(
         None, description='Stop when a metric stalls, e.g. {"metric": "val_loss", "patience": 5}.'

@@ -11,8 +11,8 @@ from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
-from torchkiln.service.api.body_limits import BodyLimit
-from torchkiln.service.api.deps import require_api_key
+from torchkiln.service.api.body_limits import BodyLimit, KeyBeforeBody
+from torchkiln.service.api.deps import require_api_key, require_plain_path_ids
 from torchkiln.service.api.errors import add_error_handlers
 from torchkiln.service.api.prometheus import PredictTimer, make_telemetry
 from torchkiln.service.api.routes import (
@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.model_cache = ModelCache(engine, settings.artifacts_dir)
     app.state.telemetry = make_telemetry(engine)
-    protected = [Depends(require_api_key)]
+    protected = [Depends(require_api_key), Depends(require_plain_path_ids)]
     app.include_router(health.router)
     # compare first: /jobs/{job_id} in the jobs router would otherwise take /jobs/compare;
     # model designs (/models/{name}/summary) before the models router, likewise.
@@ -93,7 +93,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         json_limit=settings.max_body_bytes,
         upload_limit=settings.max_upload_bytes,
         batch_limit=settings.max_batch_upload_bytes,
+        upload_paths=predict.upload_paths(),
     )
+    if settings.api_key is not None:
+        # Outside BodyLimit: authentication comes before any limit or byte of the body.
+        app.add_middleware(KeyBeforeBody, api_key=settings.api_key.get_secret_value())
     # Outermost, so rejected uploads (413) are timed too.
     app.add_middleware(
         PredictTimer,

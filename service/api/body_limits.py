@@ -1,18 +1,24 @@
 """Request-body size limits, as a pure ASGI middleware in front of every route.
 
 A declared Content-Length over the limit is refused before a byte of the body is read; a
-chunked body is counted as it streams and cut off once it passes the limit.
+chunked body is counted as it streams and cut off once it passes the limit. Only upload
+routes take the upload limits; every other route keeps the JSON limit whatever the
+content-type says. ``KeyBeforeBody`` refuses a body without the API key before it is read.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
+from collections.abc import Collection
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Room for multipart boundaries, part headers and small form fields around the file bytes.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
+# The same words as require_api_key's 401.
+UNAUTHORIZED = "missing or wrong API key: send Authorization: Bearer <key>"
 
 
 class BodyTooLarge(Exception):
@@ -27,12 +33,22 @@ class BodyLimit:
     """
 
     def __init__(
-        self, app: ASGIApp, *, json_limit: int, upload_limit: int, batch_limit: int | None = None
+        self,
+        app: ASGIApp,
+        *,
+        json_limit: int,
+        upload_limit: int,
+        batch_limit: int | None = None,
+        upload_paths: Collection[str] | None = None,
     ) -> None:
+        """``upload_paths``: the routes that take uploads (None: every route)."""
         self.app, self.json_limit, self.upload_limit = app, json_limit, upload_limit
         self.batch_limit = max(upload_limit, batch_limit or upload_limit)
+        self.upload_paths = None if upload_paths is None else frozenset(upload_paths)
 
-    def limit_for(self, content_type: str) -> int:
+    def limit_for(self, content_type: str, path: str | None = None) -> int:
+        if self.upload_paths is not None and path not in self.upload_paths:
+            return self.json_limit
         if content_type.startswith("multipart/form-data"):
             return self.batch_limit + MULTIPART_OVERHEAD_BYTES
         if content_type.startswith("image/"):
@@ -44,7 +60,8 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         headers = {k.lower(): v for k, v in scope["headers"]}
-        limit = self.limit_for(headers.get(b"content-type", b"").decode("latin-1").lower())
+        content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
+        limit = self.limit_for(content_type, scope["path"])
         declared = headers.get(b"content-length")
         if declared is not None:
             length = _parse_length(declared)
@@ -89,6 +106,36 @@ class BodyLimit:
             await _reply(send, 413, _too_large(limit))
 
 
+class KeyBeforeBody:
+    """401 for a request that carries a body but not the API key, before the body is read.
+
+    Routes check the key too (``require_api_key``), but FastAPI reads a JSON or form body
+    before it runs dependencies; requests without a body are left to that check.
+    """
+
+    def __init__(self, app: ASGIApp, *, api_key: str) -> None:
+        self.app, self.expected = app, api_key.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _has_body(scope) or self._is_authorized(scope):
+            await self.app(scope, receive, send)
+            return
+        await _reply(send, 401, UNAUTHORIZED, [(b"www-authenticate", b"Bearer")])
+
+    def _is_authorized(self, scope: Scope) -> bool:
+        value = dict(scope["headers"]).get(b"authorization", b"")
+        scheme, _, token = value.partition(b" ")
+        is_bearer = scheme.lower() == b"bearer"
+        # compare_digest takes the same time wherever the first difference is.
+        return secrets.compare_digest(token.strip() if is_bearer else b"", self.expected)
+
+
+def _has_body(scope: Scope) -> bool:
+    headers = dict(scope["headers"])
+    length = headers.get(b"content-length", b"").strip()
+    return b"transfer-encoding" in headers or length not in (b"", b"0")
+
+
 def _parse_length(value: bytes) -> int | None:
     text = value.decode("latin-1").strip()
     return int(text) if text.isdigit() and text.isascii() else None
@@ -98,12 +145,15 @@ def _too_large(limit: int) -> str:
     return f"request body too large: the limit is {limit} bytes"
 
 
-async def _reply(send: Send, status: int, detail: str) -> None:
+async def _reply(
+    send: Send, status: int, detail: str, extra_headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     body = json.dumps({"detail": detail}).encode()
     headers: list[Any] = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         (b"connection", b"close"),
+        *(extra_headers or []),
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

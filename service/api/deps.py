@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -64,3 +65,22 @@ async def require_api_key(
             detail="missing or wrong API key: send Authorization: Bearer <key>",
             headers={"WWW-Authenticate": "Bearer"},
         )
+
+
+async def require_plain_path_ids(request: Request) -> None:
+    """422 for a path id that is not plain ASCII digits.
+
+    Lax int parsing reads ``/jobs/1.0`` as job 1, so ``DELETE /jobs/1.0`` would delete it.
+    """
+    errors = [
+        {
+            "type": "int_parsing",
+            "loc": ("path", name),
+            "msg": "Input should be a whole number written in plain digits",
+            "input": value,
+        }
+        for name, value in request.path_params.items()
+        if name.endswith("_id") and not (value.isascii() and value.isdigit())
+    ]
+    if errors:
+        raise RequestValidationError(errors)

@@ -45,7 +45,8 @@ def add_error_handlers(app: FastAPI) -> None:
             (ERROR_STATUS[cls] for cls in type(error).__mro__ if cls in ERROR_STATUS), 400
         )
         headers = {"Retry-After": "1"} if status == 503 else None
-        return JSONResponse({"detail": str(error)}, status_code=status, headers=headers)
+        detail = _encodable(str(error))
+        return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
     @app.exception_handler(ImageRejected)
     async def image_rejected(request: Request, error: ImageRejected) -> JSONResponse:
@@ -79,13 +80,24 @@ def add_error_handlers(app: FastAPI) -> None:
 
 
 def _printable(error: Any) -> dict[str, Any]:
-    """A validation error as JSON can carry it: no NaN/inf, no echo of huge inputs."""
-    printable = {k: v for k, v in dict(error).items() if k in ("type", "loc", "msg")}
+    """A validation error as JSON can carry it: no NaN/inf, no lone surrogate, no echo of
+    huge inputs."""
+    printable = {k: _encodable(v) for k, v in dict(error).items() if k in ("type", "loc", "msg")}
     if "input" not in error:
         return printable
     value = error["input"]
     if isinstance(value, float) and not math.isfinite(value):
         printable["input"] = str(value)
     elif isinstance(value, str | int | float | bool) or value is None:
-        printable["input"] = value if not isinstance(value, str) else value[:200]
+        printable["input"] = _encodable(value if not isinstance(value, str) else value[:200])
     return printable
+
+
+def _encodable(value: Any) -> Any:
+    """Strings (also inside a ``loc`` tuple) with what UTF-8 cannot carry, a lone surrogate
+    from a JSON escape such as ``"\\ud800"``, written as its escape."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, tuple | list):
+        return [_encodable(part) for part in value]
+    return value

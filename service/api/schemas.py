@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torchkiln.service.store.patterns import DEVICE_PATTERN, TAG_PATTERN
 from torchkiln.service.store.promotion import PromoteRule
 from torchkiln.service.store.states import JobState, WorkerState
+from torchkiln.service.store.whole_numbers import WholeNumber
 
 JobName = Annotated[str, Field(min_length=1, max_length=128, examples=["baseline"])]
 JobTags = Annotated[
@@ -36,7 +37,9 @@ class JobCreate(BaseModel):
     device: str = Field(
         "auto", pattern=DEVICE_PATTERN, description="auto (cuda, then mps, then cpu), or one."
     )
-    priority: int = Field(0, ge=-1000, le=1000, description="Higher runs first; ties: oldest.")
+    priority: WholeNumber = Field(
+        0, ge=-1000, le=1000, description="Higher runs first; ties: oldest."
+    )
     name: JobName | None = None
     tags: JobTags = Field(default_factory=list)
     note: JobNote | None = None
@@ -190,7 +193,7 @@ class JobLogsPublic(BaseModel):
 class AliasSet(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    job_id: int = Field(ge=1, le=2**31 - 1, description="A succeeded job of this model.")
+    job_id: WholeNumber = Field(ge=1, le=2**31 - 1, description="A succeeded job of this model.")
 
 
 class AliasPublic(BaseModel):
@@ -225,5 +228,8 @@ class VersionsPublic(BaseModel):
 
 
 class UsagePublic(BaseModel):
-    disk_bytes: int = Field(description="Checkpoint bytes of every job.")
-    models: dict[str, int] = Field(description="Checkpoint bytes per model.")
+    disk_bytes: int = Field(description="Checkpoint bytes of every job, temp_bytes included.")
+    models: dict[str, int] = Field(description="Checkpoint bytes per model, temp_bytes included.")
+    temp_bytes: int = Field(
+        0, description="Half-written checkpoints a killed write left, until the job resumes."
+    )

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from torchkiln.service.store.settings import Settings
 
 app = typer.Typer(help="torchkiln: train and serve classic PyTorch models.", no_args_is_help=True)
+KEEP_ALIVE_S = 5  # uvicorn's default, stated: it is also the request-head deadline
 
 
 @app.callback()
@@ -81,6 +82,10 @@ def serve(
             workers=processes,
             log_level="info",
             access_log=access_log,
+            # By import path, so each HTTP process loads it: a request head must arrive
+            # within the keep-alive timeout (service/cli/header_timeout.py).
+            http="torchkiln.service.cli.header_timeout:HeaderTimeoutProtocol",
+            timeout_keep_alive=KEEP_ALIVE_S,
             # JSON: uvicorn's own lines too; text: uvicorn's usual format.
             log_config=logging_config("json") if settings.log_format == "json" else LOGGING_CONFIG,
         )

@@ -11,9 +11,12 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
+
+# save_checkpoint's temporary names: ".epoch-000004.pt.<random>.tmp" beside the final file.
+TEMP_GLOB = ".*.pt.*.tmp"
 
 
 @dataclass(frozen=True)
@@ -55,17 +58,49 @@ def save_checkpoint(payload: dict[str, Any], path: Path) -> SavedCheckpoint:
     return SavedCheckpoint(path=path, sha256=digest, size_bytes=size)
 
 
+def remove_temp_files(folder: Path) -> None:
+    """Delete the half-written checkpoints a killed writer left in a job's folder.
+
+    Only while no one writes there: the job's own worker, as it starts or ends the job.
+    """
+    for path in folder.glob(TEMP_GLOB):
+        path.unlink(missing_ok=True)
+
+
+def temp_bytes_by_job(artifacts_dir: Path) -> dict[int, int]:
+    """Bytes of half-written checkpoints in each job's folder (none for most jobs)."""
+    totals: dict[int, int] = {}
+    for path in (artifacts_dir / "jobs").glob(f"*/{TEMP_GLOB}"):
+        name = path.parent.name
+        if not (name.isascii() and name.isdigit()):
+            continue
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:  # renamed into place or removed since the listing
+            continue
+        totals[int(name)] = totals.get(int(name), 0) + size
+    return totals
+
+
 def load_checkpoint(path: Path, device: torch.device, sha256: str | None) -> dict[str, Any]:
     """Read a checkpoint onto ``device``; checks its sha256 first when one was recorded."""
-    if sha256 is not None and file_sha256(path) != sha256:
-        raise CorruptCheckpoint(f"checkpoint {path.name} does not match its recorded sha256")
-    return torch.load(path, map_location=device, weights_only=True)
+    # One open for both: retention may unlink the file at any moment, and an open handle
+    # keeps reading it.
+    with path.open("rb") as handle:
+        if sha256 is not None and _handle_sha256(handle) != sha256:
+            raise CorruptCheckpoint(f"checkpoint {path.name} does not match its recorded sha256")
+        handle.seek(0)
+        return torch.load(handle, map_location=device, weights_only=True)
 
 
 def file_sha256(path: Path) -> str:
     """The hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+        return _handle_sha256(handle)
+
+
+def _handle_sha256(handle: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(block)
     return digest.hexdigest()

@@ -61,6 +61,11 @@ class Settings(BaseSettings):
         description="Largest multipart request (a batch of images, each within max_upload_bytes).",
     )
     max_image_pixels: int = Field(20_000_000, ge=1, description="Largest decoded image.")
+    max_request_pixels: int = Field(
+        60_000_000,
+        ge=1,
+        description="Most pixels the images of one request may declare together.",
+    )
     max_body_bytes: int = Field(
         2_000_000, ge=1024, description="Largest JSON request body (uploads: max_upload_bytes)."
     )

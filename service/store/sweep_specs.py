@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from torchkiln.models.common.schedules import MetricName, mode_for
 from torchkiln.service.store.patterns import DEVICE_PATTERN
+from torchkiln.service.store.whole_numbers import WholeNumber
 
 MAX_TRIALS = 256
 
@@ -47,9 +48,9 @@ SpaceEntry = list[Any] | Range | Choice
 class Halving(_Strict):
     """Successive halving: at each rung (an epoch count) the bottom 1 - 1/eta trials stop."""
 
-    rungs: list[int] | None = Field(None, min_length=1, max_length=20)
-    min_epochs: int | None = Field(None, ge=1, description="First rung; then x eta each.")
-    eta: int = Field(3, ge=2, le=100, description="Keep the top 1/eta at each rung.")
+    rungs: list[WholeNumber] | None = Field(None, min_length=1, max_length=20)
+    min_epochs: WholeNumber | None = Field(None, ge=1, description="First rung; then x eta each.")
+    eta: WholeNumber = Field(3, ge=2, le=100, description="Keep the top 1/eta at each rung.")
 
     @model_validator(mode="after")
     def _check_rungs(self) -> Halving:
@@ -81,14 +82,14 @@ class SweepCreate(_Strict):
         examples=[{"lr": [0.01, 0.03, 0.1], "batch_size": [16, 32]}],
         description='Per option: a list (grid), {"low", "high", "scale"} or {"values"} (random).',
     )
-    trials: int = Field(
+    trials: WholeNumber = Field(
         1, ge=1, le=MAX_TRIALS, description="Random draws per grid point (grid only: 1)."
     )
     metric: MetricName = "val_loss"
     mode: Literal["min", "max"] | None = Field(None, description="null: from the metric name.")
-    priority: int = Field(-10, ge=-1000, le=1000, description="Below interactive jobs (0).")
+    priority: WholeNumber = Field(-10, ge=-1000, le=1000, description="Below interactive jobs (0).")
     device: str = Field("auto", pattern=DEVICE_PATTERN)
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seeds the random draws.")
+    seed: WholeNumber = Field(0, ge=0, le=2**31 - 1, description="Seeds the random draws.")
     halving: Halving | None = None
 
     @model_validator(mode="after")

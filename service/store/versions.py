@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session, col, func, select
 
 from torchkiln.service.store.aliases import aliases_of
+from torchkiln.service.store.checkpoint_files import temp_bytes_by_job
 from torchkiln.service.store.errors import JobInUse
 from torchkiln.service.store.jobs import get_job
 from torchkiln.service.store.states import TERMINAL, JobState
@@ -65,6 +67,19 @@ def usage_by_model(session: Session) -> dict[str, int]:
         .order_by(col(Job.model))
     )
     return {model: int(total or 0) for model, total in rows}
+
+
+def temp_usage_by_model(session: Session, artifacts_dir: Path) -> dict[str, int]:
+    """Bytes of half-written checkpoints (a killed write's) per model, until a worker of
+    that job removes them."""
+    by_job = temp_bytes_by_job(artifacts_dir)
+    if not by_job:
+        return {}
+    rows = session.exec(select(Job.id, Job.model).where(col(Job.id).in_(list(by_job))))
+    totals: dict[str, int] = {}
+    for job_id, model in rows:
+        totals[model] = totals.get(model, 0) + by_job[job_id]  # type: ignore[index]
+    return totals
 
 
 def version_rows(session: Session, model: str) -> list[dict[str, Any]]:

@@ -49,11 +49,11 @@ def test_submit_watch_jobs_predict_models(cli: CliRunner, http: httpx.Client) ->
 
 def test_spec_file_and_a_failed_job(cli: CliRunner, tmp_path: Path) -> None:
     spec = tmp_path / "job.yaml"
-    # init_from names no job: the worker fails it at once.
-    spec.write_text("model: linear\nparams:\n  epochs: 5\n  init_from: 424242\n")
+    # A learning rate this large diverges: the worker fails the job within a few epochs.
+    spec.write_text("model: linear\nparams:\n  epochs: 1000\n  lr: 10.0\n")
     result = cli.invoke(app, ["submit", "--spec", str(spec), "--watch"])
     assert result.exit_code == 1, result.output
-    assert "failed" in result.output and "init_from=424242" in result.output
+    assert "failed" in result.output and "diverged" in result.output
 
 
 def test_image_upload_and_request_errors(

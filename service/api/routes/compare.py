@@ -13,9 +13,9 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
 from torchkiln.service.api.deps import ReadSessionDep
+from torchkiln.service.api.row_ids import parse_row_id
 from torchkiln.service.store import jobs, metric_history
 from torchkiln.service.store.errors import InvalidInput
-from torchkiln.service.store.tables import MAX_ROW_ID
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -34,10 +34,11 @@ def split_list(values: list[str] | None) -> list[str]:
 def parse_ids(values: list[str]) -> list[int]:
     ids: list[int] = []
     for part in split_list(values):
-        if not part.isdigit() or not 0 < int(part) <= MAX_ROW_ID:
+        job_id = parse_row_id(part)
+        if job_id is None:
             raise InvalidInput(f"ids: {part[:20]!r} is not a job id")
-        if int(part) not in ids:
-            ids.append(int(part))
+        if job_id not in ids:
+            ids.append(job_id)
     if not 0 < len(ids) <= MAX_JOBS:
         raise InvalidInput(f"ids: give 1 to {MAX_JOBS} job ids, comma-separated")
     return ids

@@ -14,8 +14,10 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from torchkiln.service.api.deps import EngineDep
+from torchkiln.service.api.row_ids import parse_row_id
 from torchkiln.service.store import jobs, metric_history
 from torchkiln.service.store.db import read_session
+from torchkiln.service.store.errors import InvalidInput
 from torchkiln.service.store.metric_history import Point
 from torchkiln.service.store.states import JobState
 
@@ -117,10 +119,13 @@ async def job_events(engine: Engine, job_id: int, since: int | None) -> AsyncIte
 
 
 def parse_cursor(last_event_id: str | None) -> int | None:
-    """Event ids are metric point ids; anything else starts from the beginning."""
-    if last_event_id is None or not last_event_id.strip().isdigit():
+    """Event ids are metric point ids; none (or an empty one) starts from the beginning."""
+    if last_event_id is None or not last_event_id.strip():
         return None
-    return int(last_event_id.strip())
+    cursor = parse_row_id(last_event_id.strip(), minimum=0)
+    if cursor is None:
+        raise InvalidInput(f"Last-Event-ID {last_event_id[:20]!r} is not an id this stream sent")
+    return cursor
 
 
 @router.get(

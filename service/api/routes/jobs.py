@@ -22,6 +22,7 @@ from torchkiln.service.api.schemas import (
 )
 from torchkiln.service.store import jobs, metric_history, versions, worker_processes
 from torchkiln.service.store.db import write_session
+from torchkiln.service.store.init_sources import require_init_sources
 from torchkiln.service.store.states import TERMINAL, JobState
 from torchkiln.service.store.tables import MAX_ROW_ID, Job, utcnow
 
@@ -86,6 +87,7 @@ def submit_job(body: JobCreate, engine: EngineDep, settings: SettingsDep) -> Job
     # Writes open their session here, not as a dependency: SQLite's write lock is then held
     # for these statements alone, not across the thread hop to a dependency's commit.
     with write_session(engine) as session:
+        require_init_sources(session, model=body.model, params=[params])
         job = jobs.enqueue_job(
             session=session,
             model=body.model,
@@ -119,9 +121,14 @@ def list_jobs(
     ] = "-id",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
+    include: Annotated[
+        Literal["data"] | None,
+        Query(description="data: keep each job's inline training points in its params."),
+    ] = None,
 ) -> JobsPublic:
     """Jobs newest first (or by ``sort``), optionally only one status, model or tag, or
-    matching a text search."""
+    matching a text search; ``params.data`` (inline training points) is left out unless
+    ``include=data``."""
     page, count = jobs.list_jobs(
         session,
         status=status,
@@ -139,6 +146,10 @@ def list_jobs(
         job_public(j, positions.get(j.id), sizes.get(j.id, 0), reasons.get(j.id))  # type: ignore[arg-type]
         for j in page
     ]
+    if include != "data":
+        # A page of jobs with 100k inline points each would run to tens of megabytes.
+        for public in data:
+            public.params = {k: v for k, v in public.params.items() if k != "data"}
     return JobsPublic(data=data, count=count)
 
 

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from torchkiln.models import REGISTRY
-from torchkiln.models.common.images import ImageLimits
+from torchkiln.models.common.images import ImageLimits, request_pixels
 from torchkiln.models.common.registry import ModelSpec
 from torchkiln.service.api.deps import ModelCacheDep
 from torchkiln.service.api.serving.predictions import ModelCache, predict
@@ -30,15 +30,24 @@ router = APIRouter(prefix="/predict", tags=["predict"])
 
 JobIdQuery = Annotated[
     int | None,
-    Query(ge=1, le=MAX_ROW_ID, description="Answer from this job, not the production one."),
+    Query(
+        ge=1,
+        le=MAX_ROW_ID,
+        description="Answer from this job, not the production one. Not with alias (422).",
+    ),
 ]
 AliasQuery = Annotated[
     str | None,
-    Query(pattern=ALIAS_PATTERN, description="Answer from the job this alias names."),
+    Query(
+        pattern=ALIAS_PATTERN,
+        description="Answer from the job this alias names. Not with job_id (422).",
+    ),
 ]
 MAX_FILES = 256
 # Decoding a big photo takes milliseconds: do it off the event loop; small ones inline.
+# Both bounds count: a few KiB of PNG can declare millions of pixels.
 INLINE_DECODE_BYTES = 64 * 1024
+INLINE_DECODE_PIXELS = 512 * 512
 
 
 def json_response(body: dict[str, Any]) -> Response:
@@ -52,8 +61,7 @@ def answer(
     job_id, alias = pick
     if job_id is not None and alias is not None:
         raise InvalidInput("give job_id or alias, not both")
-    source = cache.resolve(names, job_id, alias)
-    loaded = cache.get(source)
+    source, loaded = cache.load(names, job_id, alias)
     return predict(loaded, batch_of(loaded.spec), alias=source.alias)
 
 
@@ -102,6 +110,7 @@ async def read_images(request: Request, content_type: str) -> list[bytes]:
 
 def decode_all(spec: ModelSpec, images: list[bytes], limits: ImageLimits) -> torch.Tensor:
     assert spec.decode_upload is not None
+    request_pixels(images, limits)  # the whole request's budget before any image decodes
     return torch.cat([spec.decode_upload(data, limits) for data in images])
 
 
@@ -120,8 +129,14 @@ def add_upload_route(path_name: str, specs: list[ModelSpec], summary: str) -> No
         if content_type.startswith(("multipart/form-data", "image/")):
             images = await read_images(request, content_type)
             settings = request.app.state.settings
-            limits = ImageLimits(settings.max_upload_bytes, settings.max_image_pixels)
-            if sum(map(len, images)) > INLINE_DECODE_BYTES:
+            limits = ImageLimits(
+                settings.max_upload_bytes, settings.max_image_pixels, settings.max_request_pixels
+            )
+            # Headers of a small body are cheap to read here; they tell the decoding cost.
+            if (
+                sum(map(len, images)) > INLINE_DECODE_BYTES
+                or request_pixels(images, limits) > INLINE_DECODE_PIXELS
+            ):
                 return json_response(
                     await run_in_threadpool(
                         answer, cache, names, pick, lambda s: decode_all(s, images, limits)
@@ -158,6 +173,11 @@ def add_upload_route(path_name: str, specs: list[ModelSpec], summary: str) -> No
         name=f"predict_{path_name}",
         openapi_extra={"requestBody": upload_body_schema(inputs_model)},
     )
+
+
+def upload_paths() -> set[str]:
+    """The routes that take image uploads, and with them the upload body limits."""
+    return {route.path for route in router.routes if getattr(route, "openapi_extra", None)}
 
 
 def add_routes() -> None:

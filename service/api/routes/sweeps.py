@@ -13,6 +13,7 @@ from torchkiln.service.store import aliases, sweeps
 from torchkiln.service.store.cache_markers import touch_aliases
 from torchkiln.service.store.db import read_session, write_session
 from torchkiln.service.store.errors import NoSweepWinner
+from torchkiln.service.store.init_sources import require_init_sources
 from torchkiln.service.store.states import SWEEP_SETTLED
 from torchkiln.service.store.sweep_specs import (
     PromoteBody,
@@ -71,6 +72,7 @@ def create_sweep(body: SweepCreate, engine: EngineDep, settings: SettingsDep) ->
     """Queue one job per trial, below interactive jobs; the worker pool runs them."""
     params = trial_params(body)
     with write_session(engine) as session:
+        require_init_sources(session, model=body.model, params=params)
         sweep = sweeps.create_sweep(
             session, body=body, trial_params=params, max_attempts=settings.max_attempts
         )

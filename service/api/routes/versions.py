@@ -85,10 +85,15 @@ def delete_alias(
 
 
 @router.get("/usage", response_model=UsagePublic)
-def read_usage(session: ReadSessionDep) -> UsagePublic:
+def read_usage(session: ReadSessionDep, settings: SettingsDep) -> UsagePublic:
     """Bytes of checkpoints kept on disk, in total and per model."""
     by_model = versions.usage_by_model(session)
-    return UsagePublic(disk_bytes=sum(by_model.values()), models=by_model)
+    temp = versions.temp_usage_by_model(session, settings.artifacts_dir)
+    for model, size in temp.items():
+        by_model[model] = by_model.get(model, 0) + size
+    return UsagePublic(
+        disk_bytes=sum(by_model.values()), models=by_model, temp_bytes=sum(temp.values())
+    )
 
 
 @router.delete("/jobs/{job_id}", status_code=status.HTTP_204_NO_CONTENT)

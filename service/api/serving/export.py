@@ -15,6 +15,9 @@ from torchkiln.service.store.errors import NoCheckpoint
 from torchkiln.service.store.jobs import get_job
 from torchkiln.service.store.progress import serving_checkpoint
 
+# A running job's retention may remove the file between its row and the read: look again.
+READ_ATTEMPTS = 3
+
 
 def export_weights(session: Session, artifacts_dir: Path, job_id: int) -> tuple[str, bytes]:
     """``(file name, safetensors bytes)`` of the job's serving checkpoint (best, else last).
@@ -24,12 +27,21 @@ def export_weights(session: Session, artifacts_dir: Path, job_id: int) -> tuple[
     model card (JSON).
     """
     job = get_job(session, job_id)
-    checkpoint = serving_checkpoint(session, job_id)
-    if checkpoint is None:
-        raise NoCheckpoint(f"job {job_id} ({job.status}) has no checkpoint to export")
-    payload = load_checkpoint(
-        artifacts_dir / checkpoint.path, torch.device("cpu"), checkpoint.sha256
-    )
+    for attempt in range(1, READ_ATTEMPTS + 1):
+        checkpoint = serving_checkpoint(session, job_id)
+        if checkpoint is None:
+            raise NoCheckpoint(f"job {job_id} ({job.status}) has no checkpoint to export")
+        try:
+            payload = load_checkpoint(
+                artifacts_dir / checkpoint.path, torch.device("cpu"), checkpoint.sha256
+            )
+            break
+        except FileNotFoundError:
+            # Retention removed the file after its row was read; the row that replaced it is
+            # committed first, and a fresh transaction sees it.
+            if attempt == READ_ATTEMPTS:
+                raise
+            session.rollback()
     # safetensors refuses views and shared storage: give it contiguous copies.
     tensors = {name: t.detach().clone().contiguous() for name, t in payload["model"].items()}
     metadata = {

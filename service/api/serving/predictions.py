@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 # Even with an unchanged marker (say, a host that does not share the artifacts folder),
 # the production answer is looked up again this often.
 SOURCE_REFRESH_S = 5.0
+# Lookups of a source whose checkpoint file retention removed under the reader.
+READ_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,20 @@ class ModelCache:
         if source.job.status in TERMINAL:
             self._sources[key] = _CachedSource(source, stamps, now)
         return source
+
+    def load(
+        self, model_names: Sequence[str], job_id: int | None, alias: str | None = None
+    ) -> tuple[Source, LoadedModel]:
+        """``resolve`` then ``get``, looked up afresh when the checkpoint file vanished: a
+        running job's retention removes it only once the newer row is committed."""
+        for _ in range(READ_ATTEMPTS - 1):
+            source = self.resolve(model_names, job_id, alias)
+            try:
+                return source, self.get(source)
+            except FileNotFoundError:
+                self._sources.pop((tuple(model_names), job_id, alias), None)
+        source = self.resolve(model_names, job_id, alias)
+        return source, self.get(source)
 
     def get(self, source: Source, *, count: bool = True) -> LoadedModel:
         """The network for ``source``, loaded on first use; ``count``: a prediction's use,

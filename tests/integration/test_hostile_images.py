@@ -49,6 +49,7 @@ def test_a_one_pixel_wide_strip_is_refused_by_its_header(trained: LiveServer) ->
     assert "1x20000000" in response.json()["detail"]
 
 
+@pytest.mark.serial  # a latency bound: not beside the other test process
 def test_healthz_answers_fast_while_strips_are_uploaded(trained: LiveServer) -> None:
     strip = strip_png()
     deadline = time.monotonic() + 3.0

@@ -11,6 +11,7 @@ from pydantic import TypeAdapter, ValidationError
 from torch import nn
 
 from tests.models.fixtures import train
+from tests.utils.fit_runs import run_fit
 from torchkiln.models import REGISTRY
 from torchkiln.models.common.layers import KIND_BY_NAME, Layer
 from torchkiln.models.common.network import Limits, build_network, plan_network
@@ -20,7 +21,7 @@ from torchkiln.models.common.registry import DataRoot
 from torchkiln.service.store.checkpoint_files import load_checkpoint, save_checkpoint
 from torchkiln.workers.checkpoint_payload import checkpoint_payload, restore_state
 from torchkiln.workers.mlp_step import mlp_sgd_step
-from torchkiln.workers.training import TrainState, fit, new_state, to_device
+from torchkiln.workers.training import new_state
 
 CPU = torch.device("cpu")
 SPEC = REGISTRY["sequential"]
@@ -267,24 +268,6 @@ def test_mnist_cnn_copy_trains_on_the_files(mnist_root: DataRoot) -> None:
     assert len(history) == 2 and "test_accuracy" in history[-1]
 
 
-def run_diabetes(params: dict, state: TrainState | None, stop_after: int | None) -> tuple:
-    options = SPEC.parse_options(params)
-    spec = SPEC.for_options(options)
-    data = to_device(spec.load_data(options, DataRoot(Path("unused"))), CPU)
-    state = state or new_state(spec, options, CPU)
-    history: list[dict] = []
-    fit(
-        spec,
-        options,
-        data,
-        state,
-        on_epoch=lambda s, m: history.append({k: v for k, v in m.items() if k != "epoch_seconds"}),
-        should_stop=lambda: False,
-        should_pause=lambda: stop_after is not None and state.epoch >= stop_after,
-    )
-    return state, history
-
-
 def test_resume_of_a_sequential_job_is_bit_exact(tmp_path: Path) -> None:
     layers = [
         {"type": "linear", "out_features": 16},
@@ -295,13 +278,13 @@ def test_resume_of_a_sequential_job_is_bit_exact(tmp_path: Path) -> None:
         {"type": "linear", "out_features": 1},
     ]
     params = {"data": "diabetes", "layers": layers, "epochs": 6, "seed": 5, "optimizer": "adam"}
-    _, straight = run_diabetes(params, None, None)
-    half, first = run_diabetes(params, None, 3)
+    _, straight, _ = run_fit("sequential", params)
+    half, first, _ = run_fit("sequential", params, stop_after=3)
     saved = save_checkpoint(checkpoint_payload(half, "sequential"), tmp_path / "c.pt")
     options = SPEC.parse_options(params)
     resumed = new_state(SPEC.for_options(options), options, CPU)
     restore_state(resumed, load_checkpoint(saved.path, CPU, saved.sha256))
-    _, second = run_diabetes(params, resumed, None)
+    _, second, _ = run_fit("sequential", params, state=resumed)
     assert first + second == straight and len(straight) == 6
 
 

@@ -20,8 +20,8 @@ def run_fit(
 
     The history leaves out epoch_seconds, the one figure that differs run to run.
     """
-    spec = REGISTRY[name]
-    options = spec.parse_options(params)
+    options = REGISTRY[name].parse_options(params)
+    spec = REGISTRY[name].for_options(options)  # as JobRun does: a sequential job's own spec
     data = to_device(spec.load_data(options, DataRoot(Path("unused"))), CPU)
     state = state or new_state(spec, options, CPU)
     history: list[dict[str, float]] = []

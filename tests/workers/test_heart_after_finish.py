@@ -7,9 +7,8 @@ import logging
 import pytest
 from fastapi.testclient import TestClient
 
-from torchkiln.service.store import jobs
+from tests.utils.job_runs import perform_next_job
 from torchkiln.service.store.settings import Settings
-from torchkiln.workers.job_run import JobRun
 
 
 @pytest.mark.parametrize("params", [{"epochs": 200}, {"epochs": 200, "lr": 10.0}])
@@ -19,20 +18,9 @@ def test_a_finished_job_reports_no_lost_lease(
     engine = client.app.state.engine  # type: ignore[attr-defined]
     for _ in range(5):
         job_id = client.post("/jobs", json={"model": "linear", "params": params}).json()["id"]
-        job = jobs.claim_next_job(
-            engine, worker=jobs.WorkerIdentity.current(1), devices=["auto", "cpu"], lease_s=30.0
-        )
-        assert job is not None and job.id == job_id
         with caplog.at_level(logging.WARNING):
             # Beats back to back, so one is always in flight when the job ends.
-            JobRun(
-                settings,
-                engine,
-                job,
-                device="cpu",
-                worker_id=None,
-                beat_interval_s=0.0001,
-                should_pause=lambda: False,
-            ).perform()
+            job = perform_next_job(settings, engine, beat_interval_s=0.0001)
+        assert job.id == job_id
         assert client.get(f"/jobs/{job_id}").json()["status"] in ("succeeded", "failed")
     assert "lease lost" not in caplog.text

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from torchkiln.service.store import jobs
+from tests.utils.job_runs import perform_next_job
 from torchkiln.service.store.checkpoint_files import job_dir
 from torchkiln.service.store.settings import Settings
-from torchkiln.workers.job_run import JobRun
 
 
 def test_a_killed_writes_temp_file_is_counted_then_removed(
@@ -22,19 +21,7 @@ def test_a_killed_writes_temp_file_is_counted_then_removed(
     assert usage["temp_bytes"] == 1000 and usage["models"] == {"linear": 1000}
 
     engine = client.app.state.engine  # type: ignore[attr-defined]
-    job = jobs.claim_next_job(
-        engine, worker=jobs.WorkerIdentity.current(1), devices=["auto", "cpu"], lease_s=30.0
-    )
-    assert job is not None and job.id == job_id
-    JobRun(
-        settings,
-        engine,
-        job,
-        device="cpu",
-        worker_id=None,
-        beat_interval_s=1.0,
-        should_pause=lambda: False,
-    ).perform()
+    assert perform_next_job(settings, engine).id == job_id
 
     assert client.get(f"/jobs/{job_id}").json()["status"] == "succeeded"
     assert not leftover.exists()

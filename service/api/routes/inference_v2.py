@@ -23,7 +23,7 @@ from torchkiln.models.common.registry import ModelSpec, TensorSignature, TensorS
 from torchkiln.service.api.deps import EngineDep, ModelCacheDep
 from torchkiln.service.api.errors import ERROR_STATUS
 from torchkiln.service.api.schemas import ERROR_RESPONSES
-from torchkiln.service.api.serving.predictions import ModelCache, Source
+from torchkiln.service.api.serving.predictions import LoadedModel, ModelCache
 from torchkiln.service.api.serving.tensor_codec import (
     HEADER_LENGTH,
     ProtocolError,
@@ -193,10 +193,11 @@ def infer(
         ):
             raise ProtocolError("parameters.alias must be an alias name, and not beside a version")
         source = cache.resolve([spec.name], version_id(version), alias)
+        loaded = cache.get(source)
         # The version's own signature: a sequential job's depends on its data set.
-        signature = cache.get(source).spec.tensors or signature
+        signature = loaded.spec.tensors or signature
         tensors = decode_inputs(request, binary, signature.inputs)
-        outputs = run_network(cache, source, signature, tensors)
+        outputs = run_network(loaded, signature, tensors)
         encoded = [
             encode_output(out, outputs[out.name], is_binary)
             for out, is_binary in wanted_outputs(request, signature.outputs)
@@ -221,12 +222,8 @@ def infer(
 
 
 def run_network(
-    cache: ModelCache,
-    source: Source,
-    signature: TensorSignature,
-    tensors: dict[str, torch.Tensor],
+    loaded: LoadedModel, signature: TensorSignature, tensors: dict[str, torch.Tensor]
 ) -> dict[str, torch.Tensor | list[str]]:
-    loaded = cache.get(source)
     with torch.inference_mode():
         named: dict[str, torch.Tensor | list[str]] = {
             **signature.from_outputs(loaded.module(signature.to_batch(tensors)))

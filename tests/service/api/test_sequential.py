@@ -9,12 +9,11 @@ from fastapi.testclient import TestClient
 
 from tests.models.fixtures import synthetic_digits, write_idx
 from tests.models.image_factory import encode, seven
-from tests.utils.store_jobs import claim
+from tests.utils.job_runs import perform_next_job
 from torchkiln.models import REGISTRY
 from torchkiln.models.common.layers import KIND_BY_NAME
 from torchkiln.service.store.db import make_engine
 from torchkiln.service.store.settings import Settings
-from torchkiln.workers.job_run import JobRun
 
 CONV = {"type": "conv2d", "out_channels": 64, "kernel_size": 3, "padding": 1}
 BROKEN = [
@@ -99,17 +98,7 @@ def test_presets_are_the_built_in_networks(client: TestClient) -> None:
 def run_next_job(settings: Settings) -> None:
     """Claim and train the queued job in this process, as a worker would."""
     engine = make_engine(settings)
-    job = claim(engine)
-    assert job is not None
-    JobRun(
-        settings,
-        engine,
-        job,
-        device="cpu",
-        worker_id=None,
-        beat_interval_s=5.0,
-        should_pause=lambda: False,
-    ).perform()
+    perform_next_job(settings, engine, beat_interval_s=5.0)
     engine.dispose()
 
 

@@ -21,6 +21,7 @@ from torchkiln.service.store.checkpoint_files import (
     job_dir,
     load_checkpoint,
     remove_temp_files,
+    remove_unrecorded_checkpoints,
     save_checkpoint,
 )
 from torchkiln.service.store.db import read_session
@@ -40,6 +41,7 @@ from torchkiln.workers.checkpoint_payload import checkpoint_payload, restore_sta
 from torchkiln.workers.devices import resolve_device
 from torchkiln.workers.early_stopping import MetricMissing, metric_value
 from torchkiln.workers.heartbeat import LeaseHeartbeat
+from torchkiln.workers.retired_files import RetiredFiles
 from torchkiln.workers.training import (
     Diverged,
     FitOutcome,
@@ -109,6 +111,8 @@ class JobRun:
         # Warm shutdown: the epoch in progress finishes, then the job goes back to the queue.
         self.should_pause = should_pause
         self.best = BestKeeper(watch=None)  # replaced once the job's options are parsed
+        # Retention's dropped files outlive their rows briefly, for readers that picked them.
+        self.retired = RetiredFiles(settings.artifacts_dir)
 
     def perform(self) -> None:
         """Train the job to its end, recording every outcome on the job row."""
@@ -138,6 +142,7 @@ class JobRun:
             # other way one was left. Not once the lease is lost: the folder is the new
             # owner's, and so are the temp files it may be writing.
             if not heart.is_lost.is_set():
+                self.retired.remove_all()
                 remove_temp_files(job_dir(self.settings.artifacts_dir, lease.job_id))
 
     def execute(self) -> None:
@@ -233,8 +238,11 @@ class JobRun:
         state = new_state(spec, options, device)
         rewind = progress.rewind_to_checkpoint(self.engine, lease)
         self.unlink(rewind.stale_paths)
-        # An earlier attempt killed mid-write (SIGKILL, a lost host) left its temp file.
-        remove_temp_files(job_dir(self.settings.artifacts_dir, lease.job_id))
+        # An earlier attempt killed mid-write (SIGKILL, a lost host) left its temp file, and
+        # perhaps files retention had dropped but not yet deleted.
+        folder = job_dir(self.settings.artifacts_dir, lease.job_id)
+        remove_temp_files(folder)
+        remove_unrecorded_checkpoints(folder, self.settings.artifacts_dir, rewind.kept_paths)
         if rewind.best is not None:
             self.best.epoch, self.best.value = rewind.best.epoch, rewind.best.metric_value
         checkpoint = rewind.checkpoint
@@ -293,7 +301,7 @@ class JobRun:
             metric_value=metric_value,
         )
         keep = self.best.keep_best if kind == CheckpointKind.BEST else self.best.keep_last
-        self.unlink(progress.record_checkpoint(self.engine, self.lease, record, keep=keep))
+        self.retired.retire(progress.record_checkpoint(self.engine, self.lease, record, keep=keep))
 
     def unlink(self, paths: list[str]) -> None:
         for path in paths:

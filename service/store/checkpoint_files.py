@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -65,6 +66,16 @@ def remove_temp_files(folder: Path) -> None:
     """
     for path in folder.glob(TEMP_GLOB):
         path.unlink(missing_ok=True)
+
+
+def remove_unrecorded_checkpoints(
+    folder: Path, artifacts_dir: Path, recorded: Collection[str]
+) -> None:
+    """Delete checkpoint files in a job's folder that no row records (``recorded``: paths
+    relative to ``artifacts_dir``). Only by the job's own worker, as it starts the job."""
+    for path in folder.glob("*.pt"):
+        if path.relative_to(artifacts_dir).as_posix() not in recorded:
+            path.unlink(missing_ok=True)
 
 
 def temp_bytes_by_job(artifacts_dir: Path) -> dict[int, int]:

@@ -96,6 +96,8 @@ class Rewind:
     checkpoint: Checkpoint | None
     best: Checkpoint | None
     stale_paths: list[str]
+    # Every checkpoint the job still has a row for, relative to the artifacts folder.
+    kept_paths: frozenset[str]
 
 
 def rewind_to_checkpoint(engine: Engine, lease: Lease) -> Rewind:
@@ -115,7 +117,10 @@ def rewind_to_checkpoint(engine: Engine, lease: Lease) -> Rewind:
             best_value=best.metric_value if best else None,
         )
         delete_points_after(session, lease.job_id, epoch)
-    return Rewind(checkpoint=checkpoint, best=best, stale_paths=stale)
+        kept = frozenset(
+            session.exec(select(Checkpoint.path).where(Checkpoint.job_id == lease.job_id))
+        )
+    return Rewind(checkpoint=checkpoint, best=best, stale_paths=stale, kept_paths=kept)
 
 
 def resume_checkpoint(session: Session, job_id: int) -> Checkpoint | None:

@@ -98,8 +98,11 @@ def plan_for(data: str, layers: list[Any]) -> Plan:
 
 def _gather_layer_options(params: dict[str, Any]) -> dict[str, Any]:
     """Move ``layers[i].option`` keys into ``layer_options`` and apply them to the list."""
-    paths = {k: v for k, v in params.items() if LAYER_OPTION.fullmatch(k)}
-    chosen = {**params.get("layer_options", {}), **paths}
+    given = params.get("layer_options", {})
+    if not isinstance(given, dict):
+        return params  # the field's own validation names the mistake
+    paths = {k: v for k, v in params.items() if isinstance(k, str) and LAYER_OPTION.fullmatch(k)}
+    chosen = {**given, **paths}
     if not chosen:
         return params
     layers = copy.deepcopy(params["layers"])
@@ -150,9 +153,10 @@ class SequentialOptions(TrainOptions):
     @classmethod
     def _fill_data_defaults(cls, params: Any) -> Any:
         # A copy of a built-in network should train as the built-in does by default.
-        if not isinstance(params, dict) or params.get("data", "mnist") not in DATA:
+        data = params.get("data", "mnist") if isinstance(params, dict) else None
+        # Anything but a known name (a typo, an object) is left to the field's validation.
+        if not isinstance(data, str) or data not in DATA:
             return params
-        data = params.get("data", "mnist")
         defaults = DATA[data].source.options()
         filled = {k: getattr(defaults, k) for k in DATA_DEFAULTS if k not in params}
         if "layers" not in params:

@@ -119,9 +119,13 @@ class ModelSpec:
     presets: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     tensors: TensorSignature | None = None
 
-    def parse_options(self, params: dict[str, Any]) -> TrainOptions:
-        """Validate job params against this model's option schema (raises ValidationError)."""
-        return self.options.model_validate(params)
+    def parse_options(self, params: dict[str, Any], *, strict: bool = False) -> TrainOptions:
+        """Validate job params against this model's option schema (raises ValidationError).
+
+        ``strict`` for a client's params: ``true`` is not the number 1, nor ``"3"`` the
+        integer 3, as the published schema says; stored (already validated) params parse lax.
+        """
+        return self.options.model_validate(params, strict=strict)
 
     def for_options(self, options: TrainOptions) -> ModelSpec:
         """The spec a job with these options trains and serves with (most models: this one)."""

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from torchkiln.service.api.body_limits import BodyLimit, KeyBeforeBody
 from torchkiln.service.api.deps import require_api_key, require_plain_path_ids
 from torchkiln.service.api.errors import add_error_handlers
+from torchkiln.service.api.openapi_contract import state_the_rules
 from torchkiln.service.api.prometheus import PredictTimer, make_telemetry
 from torchkiln.service.api.routes import (
     events,
@@ -106,4 +107,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routes={route.path for route in predict.router.routes},  # type: ignore[attr-defined]
     )
     add_error_handlers(app)
+    app.openapi = state_the_rules(app.openapi)  # type: ignore[method-assign]
     return app

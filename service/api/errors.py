@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 # Looked up along the exception's MRO, like Starlette's own handlers.
 ERROR_STATUS: dict[type[errors.TorchkilnError], int] = {
     errors.JobNotFound: 404,
+    errors.VersionNotFound: 404,
+    errors.PickDisagrees: 409,
     errors.UnknownModel: 404,
     errors.InvalidInput: 422,
     errors.NoCheckpoint: 409,

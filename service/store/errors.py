@@ -26,6 +26,22 @@ class NoCheckpoint(TorchkilnError):
     """No trained model to answer from; the message says which job to run."""
 
 
+class VersionNotFound(TorchkilnError):
+    """The job exists but trained another model: no version of this one by that id."""
+
+    def __init__(self, job_id: int, trained: str, models: list[str]) -> None:
+        super().__init__(
+            f"no {' or '.join(models)} version {job_id}: job {job_id} trained {trained!r}"
+        )
+
+
+class PickDisagrees(TorchkilnError):
+    """``job_id`` and ``alias`` both given, naming different jobs."""
+
+    def __init__(self, alias: str, aliased: int, job_id: int) -> None:
+        super().__init__(f"alias {alias!r} names job {aliased}, not job {job_id}")
+
+
 class InvalidInput(TorchkilnError):
     """Input that passed schema validation but is still unusable."""
 

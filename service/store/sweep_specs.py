@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -48,7 +48,9 @@ SpaceEntry = list[Any] | Range | Choice
 class Halving(_Strict):
     """Successive halving: at each rung (an epoch count) the bottom 1 - 1/eta trials stop."""
 
-    rungs: list[WholeNumber] | None = Field(None, min_length=1, max_length=20)
+    rungs: list[Annotated[WholeNumber, Field(ge=1)]] | None = Field(
+        None, min_length=1, max_length=20
+    )
     min_epochs: WholeNumber | None = Field(None, ge=1, description="First rung; then x eta each.")
     eta: WholeNumber = Field(3, ge=2, le=100, description="Keep the top 1/eta at each rung.")
 
@@ -56,8 +58,6 @@ class Halving(_Strict):
     def _check_rungs(self) -> Halving:
         if (self.rungs is None) == (self.min_epochs is None):
             raise ValueError("give either rungs or min_epochs")
-        if self.rungs is not None and any(r < 1 for r in self.rungs):
-            raise ValueError("rungs are epoch counts, at least 1")
         return self
 
     def rung_epochs(self, epochs: int) -> list[int]:

@@ -63,8 +63,16 @@ def test_a_new_version_serves_only_once_promoted(http: httpx.Client) -> None:
     http.put("/models/linear/aliases/production", json={"job_id": tripled}).raise_for_status()
     moved = predict(http, "linear", {"x": [4.0]})
     assert moved["job_id"] == tripled and moved["alias"] == "production"
+    # A job of another model is no version of this one.
     wrong_model = http.post("/predict/quadratic", json={"x": [1.0]}, params={"job_id": doubled})
-    assert wrong_model.status_code == 422
+    assert wrong_model.status_code == 404, wrong_model.text
+    assert "trained 'linear'" in wrong_model.json()["detail"]
+    # job_id and alias together: a precondition that the alias names that job.
+    both = {"job_id": tripled, "alias": "production"}
+    assert predict(http, "linear", {"x": [4.0]}, **both)["alias"] == "production"
+    stale = http.post("/predict/linear", json={"x": [4.0]}, params={**both, "job_id": doubled})
+    assert stale.status_code == 409, stale.text
+    assert stale.json()["detail"] == f"alias 'production' names job {tripled}, not job {doubled}"
 
 
 def test_a_promote_rule_moves_production_when_the_job_is_better(http: httpx.Client) -> None:

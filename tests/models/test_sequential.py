@@ -327,3 +327,13 @@ def test_a_bidirectional_gru_last_step_is_each_directions_final_state() -> None:
     x = torch.randn(2, *SEQUENCE)
     _, final = recurrent.rnn(x)  # (directions, batch, hidden): each direction's last state
     assert torch.allclose(recurrent(x), torch.cat([final[0], final[1]], dim=1))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"data": {}}, {"data": ["mnist"]}, {"layer_options": [None, None]}, {"layer_options": "x"}],
+)
+def test_a_mistyped_data_or_layer_options_is_a_validation_error(params: dict) -> None:
+    """Found by schemathesis: these raised TypeError (a 500) before the fields were checked."""
+    with pytest.raises(ValidationError):
+        REGISTRY["sequential"].parse_options(params, strict=True)

@@ -96,7 +96,9 @@ def test_cancel_label_logs_download_clone_and_delete(page: Page) -> None:
 def test_failed_one_epoch_and_waiting_jobs(page: Page) -> None:
     tab, page = page, page.page
     # init_from is checked at submit now; a diverging loss still fails the job at once.
-    failed = api_job(page, params={"epochs": 5, "lr": 1e30})
+    # SGD at the largest lr on wide inputs: the loss overflows within a few epochs.
+    diverging = {"optimizer": "sgd", "lr": 10, "data": {"x": [10, 20, 30], "y": [20, 40, 60]}}
+    failed = api_job(page, params={"epochs": 50, **diverging})
     open_job(page, failed)
     wait_for_view_status(page, "failed")
     error = page.locator("#job-view .job-error")

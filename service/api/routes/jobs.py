@@ -70,7 +70,7 @@ def validate_params(spec_name: str, params: dict[str, Any]) -> dict[str, Any]:
             ]
         )
     try:
-        return spec.parse_options(params).model_dump(mode="json")
+        return spec.parse_options(params, strict=True).model_dump(mode="json")
     except ValidationError as error:
         raise RequestValidationError(
             [

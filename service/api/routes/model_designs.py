@@ -55,7 +55,7 @@ def summarise_params(name: str, params: ParamsBody) -> NetworkSummary:
     """
     spec = spec_with(name, "describe")
     try:
-        options = spec.parse_options(params)
+        options = spec.parse_options(params, strict=True)
     except ValidationError as error:
         raise RequestValidationError(
             [

@@ -33,14 +33,17 @@ JobIdQuery = Annotated[
     Query(
         ge=1,
         le=MAX_ROW_ID,
-        description="Answer from this job, not the production one. Not with alias (422).",
+        description=(
+            "Answer from this job, not the production one. With alias too: 409 unless the"
+            " alias names this job."
+        ),
     ),
 ]
 AliasQuery = Annotated[
     str | None,
     Query(
         pattern=ALIAS_PATTERN,
-        description="Answer from the job this alias names. Not with job_id (422).",
+        description="Answer from the job this alias names; with job_id, 409 unless it is that job.",
     ),
 ]
 MAX_FILES = 256
@@ -59,8 +62,6 @@ def answer(
 ) -> dict[str, Any]:
     """Resolve the answering checkpoint, build the batch with its spec, run the network."""
     job_id, alias = pick
-    if job_id is not None and alias is not None:
-        raise InvalidInput("give job_id or alias, not both")
     source, loaded = cache.load(names, job_id, alias)
     return predict(loaded, batch_of(loaded.spec), alias=source.alias)
 

@@ -22,7 +22,12 @@ from torchkiln.service.store.aliases import aliased_job_id
 from torchkiln.service.store.cache_markers import aliases_stamp, marker_stamp
 from torchkiln.service.store.checkpoint_files import load_checkpoint
 from torchkiln.service.store.db import read_session
-from torchkiln.service.store.errors import InvalidInput, JobNotFound, NoCheckpoint
+from torchkiln.service.store.errors import (
+    JobNotFound,
+    NoCheckpoint,
+    PickDisagrees,
+    VersionNotFound,
+)
 from torchkiln.service.store.progress import serving_checkpoint
 from torchkiln.service.store.promotion import PRODUCTION, production_job_id
 from torchkiln.service.store.states import TERMINAL
@@ -58,7 +63,11 @@ def find_source(
 ) -> Source:
     """The serving checkpoint of the named (or aliased) job, else of the production version."""
     if alias is not None:
-        job_id = aliased_job_id(session, model_names, alias)
+        aliased = aliased_job_id(session, model_names, alias)
+        # Both given: a precondition, like If-Match; the answer is the same job either way.
+        if job_id is not None and job_id != aliased:
+            raise PickDisagrees(alias, aliased, job_id)
+        job_id = aliased
     elif job_id is None:
         job_id = production_job_id(session, model_names)
         alias = PRODUCTION
@@ -71,7 +80,7 @@ def find_source(
     if job is None:
         raise JobNotFound(job_id)
     if job.model not in model_names:
-        raise InvalidInput(f"job {job_id} trained {job.model!r}, not {' or '.join(model_names)}")
+        raise VersionNotFound(job_id, job.model, list(model_names))
     checkpoint = serving_checkpoint(session, job.id)  # type: ignore[arg-type]
     if checkpoint is None:
         raise NoCheckpoint(
@@ -113,7 +122,7 @@ class ModelCache:
         stamps: tuple[object, ...] = tuple(
             marker_stamp(self.artifacts_dir, name) for name in model_names
         )
-        if job_id is None:
+        if job_id is None or alias is not None:
             stamps += tuple(aliases_stamp(self.artifacts_dir, name) for name in model_names)
         cached = self._sources.get(key)
         now = time.monotonic()

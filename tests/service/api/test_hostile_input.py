@@ -234,8 +234,8 @@ def test_a_whole_number_is_an_integer_as_json_schema_counts_them(
     assert response.status_code == status, response.text
     if status == 201:
         assert response.json()["priority"] == -93
-    schema = client.get("/openapi.json").json()["components"]["schemas"]["JobCreate"]
-    assert schema["properties"]["priority"]["type"] == "integer"
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert schemas["JobCreate_linear"]["properties"]["priority"]["type"] == "integer"
 
 
 def test_sweep_counts_take_whole_floats_too(client: TestClient) -> None:
@@ -249,11 +249,12 @@ def test_the_image_schema_states_the_exactly_one_rule(client: TestClient) -> Non
     assert [branch["required"] for branch in rule] == [["image"], ["images"]]
 
 
-def test_job_id_and_alias_exclude_each_other_in_the_schema_and_the_route(
+def test_job_id_with_alias_is_a_precondition_in_the_schema_and_the_route(
     client: TestClient,
 ) -> None:
+    """Both may be given: the alias must name that job (409 otherwise; see test_end_to_end)."""
     operation = client.get("/openapi.json").json()["paths"]["/predict/linear"]["post"]
     words = {p["name"]: p["description"] for p in operation["parameters"]}
-    assert "Not with alias" in words["job_id"] and "Not with job_id" in words["alias"]
+    assert "409 unless" in words["job_id"] and "409 unless" in words["alias"]
     both = client.post("/predict/linear", params={"job_id": 1, "alias": "a"}, json={"x": [1.0]})
-    assert both.status_code == 422
+    assert both.status_code == 404 and "no alias 'a'" in both.json()["detail"]

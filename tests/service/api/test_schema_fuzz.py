@@ -1,5 +1,8 @@
-"""Schemathesis over every operation in the app's OpenAPI schema: no 5xx, and responses that
-match what the schema promises. Runs in-process against the ASGI app on a fresh SQLite file."""
+"""Schemathesis over every operation in the app's OpenAPI schema, with every check: no 5xx,
+responses as the schema promises, schema-valid requests accepted and schema-violating ones
+refused, auth enforced; then its stateful phase, calls chained by the ids responses return.
+Runs in-process against the ASGI app on a fresh SQLite file.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +19,18 @@ from schemathesis.config import SchemathesisConfig
 
 from tests.conftest import make_settings
 from torchkiln.service.api.app import create_app
+from torchkiln.service.api.routes.predict import upload_paths
 from torchkiln.service.store.db import upgrade_database, write_session
 from torchkiln.service.store.jobs import WorkerIdentity, enqueue_job
 from torchkiln.service.store.worker_processes import register_worker
 
+# Schemathesis's own default for positive data: the request may still be unauthorised,
+# absent or in conflict, never malformed.
+ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 # Per operation; with about twenty operations this keeps the module well under a minute.
 EXAMPLES = 25
+# Scenarios of up to ten linked calls each.
+STATEFUL_SCENARIOS = 30
 
 # Built at import because schemathesis parametrizes at collection time (its fixture-based
 # lazy loader does not work with this pytest). Creating the app touches no database; the
@@ -33,22 +42,39 @@ SETTINGS = make_settings(ROOT, f"sqlite:///{ROOT / 'kiln.db'}").model_copy(
     update={"api_key": SecretStr(API_KEY), "lease_s": 3600.0}
 )
 APP = create_app(SETTINGS)
+UPLOAD_PATHS = "|".join(sorted(upload_paths()))
+# Schema-valid requests that may still be refused, each for a rule JSON Schema cannot state.
+SEMANTIC_422 = [*ACCEPTED, "422"]
 CONFIG = SchemathesisConfig.from_dict(
     {
-        # Schema-valid is not always acceptable here: job params are checked against the
-        # chosen model's own options, and a prediction needs a trained job first.
-        "checks": {
-            "positive_data_acceptance": {"enabled": False},
-            # Unknown query parameters are ignored, as most HTTP APIs do; bodies are strict.
-            "negative_data_rejection": {"enabled": False},
-        },
         "operations": [
+            {
+                # A job spec names other jobs (init_from) and, for sequential, a layer list
+                # whose shapes must agree; a sweep's space and metric must fit its model.
+                # Filters of one entry add up (path or method), so name the operations.
+                "include-name-regex": "^POST /(jobs|sweeps)$",
+                "checks": {"positive_data_acceptance": {"expected-statuses": SEMANTIC_422}},
+            },
+            {
+                # An upload's bytes must decode as an image (415 otherwise): a binary
+                # schema cannot say so.
+                "include-path-regex": f"^({UPLOAD_PATHS})$",
+                "checks": {
+                    "positive_data_acceptance": {"expected-statuses": [*ACCEPTED, "415", "422"]}
+                },
+            },
+            {
+                # The Open Inference Protocol answers every refusal 400, with its own error
+                # shape; an infer body's tensors must also fit the named model.
+                "include-path-regex": "^/v2/models/",
+                "checks": {"positive_data_acceptance": {"expected-statuses": [*ACCEPTED, "400"]}},
+            },
             {
                 # The coverage phase builds its cases at collection; for the 28x28 and
                 # 32x32x3 image bodies that alone takes minutes. Fuzzing still covers them.
                 "include-path-regex": "^/predict/(mnist|cifar)",
                 "phases": {"coverage": {"enabled": False}},
-            }
+            },
         ],
     }
 )
@@ -88,3 +114,21 @@ def migrated_database() -> Iterator[None]:
 def test_no_server_errors_and_responses_match_the_schema(case: schemathesis.Case) -> None:
     # Schemathesis also sends requests without the key and expects 401 for them.
     case.call_and_validate(headers={"Authorization": f"Bearer {API_KEY}"})
+
+
+# The stateful phase: sequences of calls linked by the ids responses hand back (POST /jobs
+# -> GET, PATCH, cancel, DELETE /jobs/{job_id}; aliases; sweeps), every check on each step.
+class StatefulWorkflow(schema.exclude(path_regex=r"/events$").as_state_machine()):  # type: ignore[misc]
+    def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, object]:
+        return {"headers": {"Authorization": f"Bearer {API_KEY}"}}
+
+
+TestStatefulWorkflow = StatefulWorkflow.TestCase
+TestStatefulWorkflow.settings = settings(
+    max_examples=STATEFUL_SCENARIOS,
+    stateful_step_count=10,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+    database=None,
+)

@@ -12,12 +12,14 @@ import typer
 
 from torchkiln.service.cli import job_actions, job_commands, predict_command, sweep_commands
 from torchkiln.service.cli.http import DEFAULT_URL, GlobalApiKey, GlobalUrl, Remote
+from torchkiln.service.cli.port_check import port_in_use
 
 if TYPE_CHECKING:
     from torchkiln.service.store.settings import Settings
 
 app = typer.Typer(help="torchkiln: train and serve classic PyTorch models.", no_args_is_help=True)
 KEEP_ALIVE_S = 5  # uvicorn's default, stated: it is also the request-head deadline
+PORT_BUSY = 4  # exit status of ``serve`` when its port is taken
 
 
 @app.callback()
@@ -60,6 +62,11 @@ def serve(
     from torchkiln.workers.pool import WorkerPool
     from torchkiln.workers.shutdown import ShutdownSignals
 
+    busy = port_in_use(host, port)
+    if busy is not None:
+        typer.echo(f"torchkiln: cannot listen on {host}:{port}: {busy.strerror or busy}", err=True)
+        typer.echo("  another server may hold it: stop that one or pass --port", err=True)
+        raise typer.Exit(PORT_BUSY)
     settings = migrated_settings()
     size = workers if workers is not None else settings.workers
     pool = WorkerPool(settings, size) if size != 0 else None

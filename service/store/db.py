@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from torchkiln.service.store.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 # The migrations ship inside the package (torchkiln/alembic when installed, ./alembic here).
 ALEMBIC_DIR = Path(__file__).resolve().parents[2] / "alembic"
@@ -90,9 +93,17 @@ def _alembic_config(connection: sa.Connection) -> Config:
 
 
 def upgrade_database(engine: Engine) -> None:
-    """Apply every migration up to head (idempotent)."""
+    """Apply every migration up to head (idempotent); logs the revisions it applied."""
     with engine.execution_options(**{_IMMEDIATE: True}).begin() as connection:
+        before = set(MigrationContext.configure(connection).get_current_heads())
         command.upgrade(_alembic_config(connection), "head")
+        after = set(MigrationContext.configure(connection).get_current_heads())
+    if after != before:
+        logger.info(
+            "database migrated from %s to %s",
+            ", ".join(sorted(before)) or "empty",
+            ", ".join(sorted(after)),
+        )
 
 
 def is_at_head(engine: Engine) -> bool:

@@ -18,7 +18,11 @@ LogFormat = Literal["text", "json"]
 
 current_job_id: ContextVar[int | None] = ContextVar("torchkiln_job_id", default=None)
 
-TEXT_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s [job %(job_id)s] %(message)s"
+# ``job_tag`` is " [job 7]" inside a job and empty outside one.
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s%(job_tag)s %(message)s"
+# Chatter at INFO that says nothing to an operator: alembic's dialect notes (our own line
+# reports the migrations), and httpx's line per request (the warm-up's, the CLI's).
+QUIET_LOGGERS = ("alembic.runtime.migration", "httpx")
 
 
 class JobIdFilter(logging.Filter):
@@ -30,6 +34,7 @@ class JobIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "job_id"):
             record.job_id = current_job_id.get()
+        record.job_tag = f" [job {record.job_id}]" if record.job_id is not None else ""
         return True
 
 
@@ -71,8 +76,11 @@ def logging_config(log_format: LogFormat) -> dict[str, Any]:
         "root": {"level": "INFO", "handlers": ["default"]},
         # uvicorn's loggers keep no handlers of their own, so they reach the root's.
         "loggers": {
-            name: {"level": "INFO", "handlers": [], "propagate": True}
-            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+            **{
+                name: {"level": "INFO", "handlers": [], "propagate": True}
+                for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+            },
+            **{name: {"level": "WARNING"} for name in QUIET_LOGGERS},
         },
     }
 

@@ -11,6 +11,7 @@ import httpx
 import orjson
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Column
 
 # Exit codes of ``torchkiln watch``, from the job's end state.
 EXIT_CODES = {"succeeded": 0, "failed": 1, "cancelled": 2}
@@ -72,17 +73,30 @@ def describe(metrics: dict[str, Any]) -> str:
     return "  ".join(shown)
 
 
+def job_progress(console: Console) -> Progress:
+    """One line as wide as the terminal: the bar and the losses share what the fixed columns
+    leave, the losses cut with an ellipsis rather than wrapped (a wrapped live line repeats)."""
+    return Progress(
+        TextColumn(
+            "[bold]job {task.fields[job_id]}[/] {task.fields[status]}",
+            table_column=Column(no_wrap=True),
+        ),
+        BarColumn(bar_width=None, table_column=Column(ratio=1, min_width=5)),
+        MofNCompleteColumn(table_column=Column(no_wrap=True)),
+        TimeElapsedColumn(table_column=Column(no_wrap=True)),
+        TextColumn(
+            "{task.fields[loss]}",
+            table_column=Column(ratio=2, no_wrap=True, overflow="ellipsis"),
+        ),
+        console=console,
+        expand=True,
+    )
+
+
 def watch_job(client: httpx.Client, job_id: int, console: Console) -> str:
     """Show a bar per epoch with the live loss until the job ends; returns the end state."""
-    columns = (
-        TextColumn("[bold]job {task.fields[job_id]}[/] {task.fields[status]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[loss]}"),
-    )
     end: dict[str, Any] = {}
-    with Progress(*columns, console=console) as progress:
+    with job_progress(console) as progress:
         task = progress.add_task("", total=None, job_id=job_id, status="", loss="")
         for event in stream_events(client, job_id):
             data = event.data

@@ -66,3 +66,20 @@ def test_answers_become_one_row_per_input() -> None:
         {"file": ["seven.png"]},
     )
     assert [c.header for c in digits.columns] == ["file", "digit", "probability", "top3"]
+
+
+@pytest.mark.parametrize("width", [40, 80, 200])
+def test_the_progress_line_fits_the_terminal(width: int) -> None:
+    from io import StringIO
+
+    from torchkiln.service.cli.job_events import job_progress
+
+    out = StringIO()
+    console = Console(file=out, width=width, force_terminal=True, color_system=None)
+    progress = job_progress(console)
+    losses = "train_loss 0.1234  val_loss 0.2345  val_accuracy 0.9876  " * 2
+    progress.add_task("", total=1000, completed=512, job_id=12345, status="running", loss=losses)
+    console.print(progress.get_renderable())
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and 0 < len(lines[0]) <= width, lines
+    assert "512/1000" in lines[0]

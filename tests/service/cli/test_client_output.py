@@ -82,4 +82,4 @@ def test_the_progress_line_fits_the_terminal(width: int) -> None:
     console.print(progress.get_renderable())
     lines = out.getvalue().splitlines()
     assert len(lines) == 1 and 0 < len(lines[0]) <= width, lines
-    assert "512/1000" in lines[0]
+    assert "job 12345 running" in lines[0] and "512/1000" in lines[0]

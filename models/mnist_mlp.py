@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import torch
 from pydantic import Field
@@ -41,8 +41,11 @@ Image = Annotated[list[Row], Field(min_length=SIDE, max_length=SIDE)]
 
 
 class MnistOptions(ImageOptions):
-    lr: float = Field(0.01, gt=0, le=10)
-    momentum: float = Field(0.5, ge=0, lt=1)
+    # The seed's SGD 0.01/0.5 reached 60% after 3 epochs on 8,000 digits; 0.05/0.9 93%
+    # (the CNN: 93% and 97%), still on SGD and its fused step.
+    lr: float = Field(0.05, gt=0, le=10)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    SEED_RECIPE: ClassVar[dict[str, Any]] = {"lr": 0.01, "momentum": 0.5}
     loss: ClassificationLoss = "cross_entropy"
 
 

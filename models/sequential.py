@@ -157,7 +157,9 @@ class SequentialOptions(TrainOptions):
         # Anything but a known name (a typo, an object) is left to the field's validation.
         if not isinstance(data, str) or data not in DATA:
             return params
-        defaults = DATA[data].source.options()
+        # "seed": the seed recipe of the data's own model, for the options not given.
+        seed = params.get("preset") == "seed"
+        defaults = DATA[data].source.options(preset="seed" if seed else "default")
         filled = {k: getattr(defaults, k) for k in DATA_DEFAULTS if k not in params}
         if "layers" not in params:
             filled["layers"] = _default_layers(data)

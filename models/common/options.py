@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -67,6 +67,21 @@ class TrainOptions(BaseModel):
     )
     keep_last: int = Field(1, ge=1, le=1000, description="Newest checkpoints kept for resume.")
     keep_best: int = Field(1, ge=1, le=1000, description="Best checkpoints kept (with watch).")
+    preset: Literal["default", "seed"] = Field(
+        "default",
+        description='"seed": the seed tutorial\'s exact recipe for options not given here '
+        "(where torchkiln's defaults differ from it); default: defaults tuned to train well.",
+    )
+
+    # The seed tutorial's own hyper-parameters where this model's defaults differ from them.
+    SEED_RECIPE: ClassVar[dict[str, Any]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, params: Any) -> Any:
+        if isinstance(params, dict) and params.get("preset") == "seed":
+            return {**cls.SEED_RECIPE, **params}
+        return params
 
     @model_validator(mode="after")
     def _check_optimizer_arguments(self) -> TrainOptions:

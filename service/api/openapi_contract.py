@@ -33,6 +33,7 @@ def state_the_rules(openapi: Callable[[], dict[str, Any]]) -> Callable[[], dict[
             name_the_models(schema)
             protocol_versions_and_bodies(schema)
             job_params_per_model(schema)
+            design_bodies(schema)
             amended.update(schema)
         return amended
 
@@ -154,3 +155,30 @@ def job_params_per_model(schema: dict[str, Any]) -> None:
             "mapping": {spec.name: COMPONENTS + f"JobCreate_{spec.name}" for spec in specs},
         },
     }
+
+
+def design_bodies(schema: dict[str, Any]) -> None:
+    """/models/{name}/summary and /presets serve the models with those hooks; a summary's
+    body is what that model's job params would be."""
+    hooked = {
+        hook: sorted(name for name, spec in REGISTRY.items() if getattr(spec, hook))
+        for hook in ("describe", "presets")
+    }
+    describing = [REGISTRY[name] for name in hooked["describe"]]
+    refs, defs = models_json_schema(
+        [(spec.options, "validation") for spec in describing], ref_template=COMPONENTS + "{model}"
+    )
+    components = schema["components"]["schemas"]
+    for name, definition in defs.get("$defs", {}).items():
+        components.setdefault(name, definition)
+    for path, operation in operations(schema):
+        hook = {"/models/{name}/summary": "describe", "/models/{name}/presets": "presets"}.get(path)
+        if hook is None:
+            continue
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "path" and parameter["name"] == "name":
+                parameter["schema"]["enum"] = hooked[hook]
+        content = operation.get("requestBody", {}).get("content", {}).get("application/json")
+        if content is not None and describing:
+            branches = [refs[(spec.options, "validation")] for spec in describing]
+            content["schema"] = branches[0] if len(branches) == 1 else {"anyOf": branches}

@@ -18,10 +18,13 @@ from torchkiln.models.mnist_mlp import SPEC, MnistInputs, MnistOptions
 BLANK = [[0] * 28 for _ in range(28)]
 
 
-def test_spec_is_tagged_mnist_with_seed_recipe_defaults() -> None:
+def test_spec_is_tagged_mnist_with_tuned_defaults_and_the_seed_recipe_as_a_preset() -> None:
     options = MnistOptions()
     assert SPEC.tags == ("mnist",) and SPEC.task == "multiclass"
-    assert (options.optimizer, options.lr, options.momentum) == ("sgd", 0.01, 0.5)
+    assert (options.optimizer, options.lr, options.momentum) == ("sgd", 0.05, 0.9)
+    seed = MnistOptions(preset="seed")
+    assert (seed.optimizer, seed.lr, seed.momentum) == ("sgd", 0.01, 0.5)
+    assert MnistOptions(preset="seed", lr=0.2).lr == 0.2  # given options win
     assert (options.batch_size, options.epochs, options.val_fraction) == (64, 10, 0.1)
     assert (options.dropout, options.batch_norm, options.augment) == (0.0, False, False)
 

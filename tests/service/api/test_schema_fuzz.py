@@ -50,9 +50,10 @@ CONFIG = SchemathesisConfig.from_dict(
         "operations": [
             {
                 # A job spec names other jobs (init_from) and, for sequential, a layer list
-                # whose shapes must agree; a sweep's space and metric must fit its model.
+                # whose shapes must agree (so does a summary's); a sweep's space and metric
+                # must fit its model.
                 # Filters of one entry add up (path or method), so name the operations.
-                "include-name-regex": "^POST /(jobs|sweeps)$",
+                "include-name-regex": r"^POST /(jobs|sweeps|models/\{name\}/summary)$",
                 "checks": {"positive_data_acceptance": {"expected-statuses": SEMANTIC_422}},
             },
             {

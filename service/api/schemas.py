@@ -216,6 +216,8 @@ class VersionPublic(BaseModel):
     metrics: dict[str, float | None] = Field(description="The last value of each metric.")
     best_epoch: int | None
     best_value: float | None
+    init_from: int | None = Field(None, description="The version its weights started from.")
+    sweep_id: int | None = Field(None, description="The sweep whose trial it was, if any.")
     aliases: list[str]
     disk_bytes: int
 

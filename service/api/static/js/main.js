@@ -96,7 +96,7 @@ function main() {
     location.hash = `#job/${job.id}`;
   });
   startDigitPad($("#digit-canvas"), $("#digit-predict"), $("#digit-clear"), $("#digit-result"));
-  startAnalysisViews($("#compare-view"), $("#sweep-view"));
+  startAnalysisViews($("#compare-view"), $("#sweep-view"), $("#registry-view"));
 }
 
 main();

@@ -1,7 +1,7 @@
 // A job form generated from a model's pydantic JSON schema (GET /models options_schema).
 
 // The field's own schema: "X or null" becomes X marked nullable; $refs are looked up.
-function resolve(schema, root) {
+export function resolve(schema, root) {
   let field = schema;
   let isNullable = false;
   if (Array.isArray(field.anyOf)) {
@@ -16,7 +16,7 @@ function resolve(schema, root) {
   return { field, isNullable };
 }
 
-function kindOf(field) {
+export function kindOf(field) {
   if (field.const !== undefined) return "const";
   if (Array.isArray(field.enum)) return "enum";
   if (["integer", "number", "boolean", "string"].includes(field.type)) return field.type;

@@ -2,7 +2,7 @@
 // random ranges per option, the metric and trials, optional successive halving -> POST /sweeps.
 
 import { describeError, request } from "./api.js";
-import { kindOf, resolve } from "./schemaform.js";
+import { kindOf, resolve } from "./fieldcontrols.js";
 
 // Options a search can vary: free JSON (data, layers, schedules) is better fixed.
 const SEARCHABLE = new Set(["integer", "number", "enum", "boolean"]);

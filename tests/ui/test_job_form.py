@@ -3,6 +3,7 @@ sub-forms from their schemas; errors beside the sub-field; the new job selected 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -85,4 +86,39 @@ def test_essentials_then_structured_advanced_options_and_the_job_in_view(page: P
     assert page.is_checked("#option-early_stopping") and page.is_checked("#option-watch")
     assert page.input_value("#option-watch-metric") == "train_loss"
     tab.shoot("cloned-sub-forms")
+    assert tab.errors == []
+
+
+def test_a_queued_job_shows_its_place_and_estimated_start(page: Page) -> None:
+    tab, page = page, page.page
+
+    def submit(epochs: int) -> int:
+        body = {"model": "linear", "params": {"epochs": epochs}}
+        response = page.request.post("/jobs", data=body)
+        assert response.status == 201, response.text()
+        return response.json()["id"]
+
+    def status(job_id: int) -> dict[str, Any]:
+        return page.request.get(f"/jobs/{job_id}").json()
+
+    def wait_for(job_ids: list[int], state: str) -> None:
+        deadline = time.monotonic() + 60
+        while not all(status(job_id)["status"] == state for job_id in job_ids):
+            assert time.monotonic() < deadline, [status(job_id) for job_id in job_ids]
+            page.wait_for_timeout(100)
+
+    wait_for([submit(20)], "succeeded")  # epochs of linear have run: their time is known
+    blockers = [submit(100_000), submit(100_000)]  # one per worker of the server
+    wait_for(blockers, "running")
+    waiting = submit(10)
+    job = status(waiting)
+    assert job["queue_position"] == 1 and job["queue_estimate_s"] > 0
+    page.evaluate(f"location.hash = '#job/{waiting}'")
+    page.locator("#job-view .job-state .queue", has_text="queue #1, starts in about").wait_for()
+    row = page.locator(f"#job-list tr[data-job-id='{waiting}']")
+    row.locator("td.num", has_text="queue #1 · ~").wait_for()
+    tab.shoot("queued-with-estimate")
+    for job_id in [waiting, *blockers]:
+        page.request.post(f"/jobs/{job_id}/cancel")
+    wait_for_view_status(page, "cancelled")
     assert tab.errors == []

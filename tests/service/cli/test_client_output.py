@@ -8,6 +8,7 @@ from rich.console import Console
 from torchkiln.service.cli.http import DEFAULT_URL, Remote, error_lines, remote_of
 from torchkiln.service.cli.job_actions import attachment_name
 from torchkiln.service.cli.predict_command import answer_table
+from torchkiln.service.cli.waits import queue_text
 
 
 def test_a_422_reads_as_one_field_message_a_line() -> None:
@@ -66,3 +67,13 @@ def test_answers_become_one_row_per_input() -> None:
         {"file": ["seven.png"]},
     )
     assert [c.header for c in digits.columns] == ["file", "digit", "probability", "top3"]
+
+
+def test_a_queued_job_reads_its_place_and_estimated_wait() -> None:
+    queued = {"status": "queued", "queue_position": 3, "queue_estimate_s": None}
+    assert queue_text(queued) == "#3"
+    waits = [(12.4, "12 s"), (250, "4 min"), (7500, "2 h 5 min")]
+    for seconds, text in waits:
+        estimated = {**queued, "queue_estimate_s": seconds}
+        assert queue_text(estimated) == f"#3, starts in about {text}"
+    assert queue_text({"status": "running", "queue_position": None}) is None

@@ -75,6 +75,12 @@ class JobPublic(BaseModel):
     device: str | None = Field(description="The device it actually ran on.")
     priority: int
     queue_position: int | None = Field(description="1 = next to run; null unless queued.")
+    queue_estimate_s: float | None = Field(
+        None,
+        description="Estimated seconds until it starts: the epochs left ahead of it, timed by "
+        "recent epochs of their models, over the live workers. Null unless queued, or when a "
+        "job ahead is of a model that has never run.",
+    )
     epoch: int = Field(description="Epochs finished.")
     epochs: int = Field(description="Epochs asked for.")
     attempts: int
@@ -216,6 +222,8 @@ class VersionPublic(BaseModel):
     metrics: dict[str, float | None] = Field(description="The last value of each metric.")
     best_epoch: int | None
     best_value: float | None
+    init_from: int | None = Field(None, description="The version its weights started from.")
+    sweep_id: int | None = Field(None, description="The sweep whose trial it was, if any.")
     aliases: list[str]
     disk_bytes: int
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from torchkiln.service.cli.http import ApiKey, Url, call, connect, console, request
+from torchkiln.service.cli.waits import queue_text
 
 if TYPE_CHECKING:
     import httpx
@@ -45,7 +46,7 @@ def show(
         "model": job["model"],
         "status": job["status"],
         "waiting": job.get("waiting_reason"),
-        "queue position": job.get("queue_position"),
+        "queue": queue_text(job),
         "epoch": f"{job['epoch']}/{job['epochs']}",
         "device": f"{job.get('device') or '-'} (asked: {job['device_requested']})",
         "worker": f"{worker['host']} pid {worker['pid']}" if worker else None,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from torchkiln.service.cli.http import REQUEST_FAILED, ApiKey, Url, call, connect, console
+from torchkiln.service.cli.waits import queue_text
 
 if TYPE_CHECKING:
     import httpx
@@ -127,7 +128,7 @@ def jobs(
     with connect(ctx, url, api_key) as client:
         page = call(client, "GET", "/jobs", params={**query, "limit": limit})
     table = Table("id", "name", "model", "status", "epoch", "device", "created", "seconds")
-    table.add_column("error / waiting", overflow="fold")
+    table.add_column("error / waiting / queue", overflow="fold")
     for job in page["data"]:
         table.add_row(
             str(job["id"]),
@@ -138,7 +139,7 @@ def jobs(
             job.get("device") or job.get("device_requested") or "",
             job["created_at"][:19].replace("T", " "),
             "" if job.get("duration_s") is None else f"{job['duration_s']:.1f}",
-            (job.get("error") or job.get("waiting_reason") or "")[:80],
+            (job.get("error") or job.get("waiting_reason") or queue_text(job) or "")[:80],
         )
     out = console()
     out.print(table)

@@ -149,7 +149,8 @@ def update_job(*, session: Session, job_id: int, changes: dict[str, Any]) -> Job
     return job
 
 
-def _queue_order() -> tuple[Any, ...]:
+def queue_order() -> tuple[Any, ...]:
+    """The order workers claim queued jobs in: higher priority first, then oldest."""
     return (col(Job.priority).desc(), col(Job.created_at), col(Job.id))
 
 
@@ -171,7 +172,7 @@ def queue_positions(session: Session, jobs: list[Job]) -> dict[int, int]:
         ).one()
         return {job.id: ahead + 1}
     ordered = session.exec(
-        select(Job.id).where(Job.status == JobState.QUEUED).order_by(*_queue_order())
+        select(Job.id).where(Job.status == JobState.QUEUED).order_by(*queue_order())
     ).all()
     return {job_id: i + 1 for i, job_id in enumerate(ordered) if job_id in wanted}
 
@@ -203,7 +204,7 @@ def claim_next_job(
     candidate = (
         select(Job.id)
         .where(Job.status == JobState.QUEUED, col(Job.device_requested).in_(devices))
-        .order_by(*_queue_order())
+        .order_by(*queue_order())
         .limit(1)
         .with_for_update(skip_locked=True)
         .scalar_subquery()

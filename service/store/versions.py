@@ -83,7 +83,7 @@ def temp_usage_by_model(session: Session, artifacts_dir: Path) -> dict[str, int]
 
 
 def version_rows(session: Session, model: str) -> list[dict[str, Any]]:
-    """Every version of ``model`` with its final metrics, best epoch, aliases and bytes."""
+    """Every version of ``model`` with its final metrics, best epoch, lineage, aliases, bytes."""
     versions = succeeded_jobs(session, model)
     ids = [job.id for job in versions if job.id is not None]
     finals, named, sizes = (
@@ -100,6 +100,8 @@ def version_rows(session: Session, model: str) -> list[dict[str, Any]]:
             "metrics": finals.get(job.id, {}),  # type: ignore[arg-type]
             "best_epoch": job.best_epoch,
             "best_value": job.best_value,
+            "init_from": job.params.get("init_from"),
+            "sweep_id": job.sweep_id,
             "aliases": named.get(job.id, []),  # type: ignore[arg-type]
             "disk_bytes": sizes.get(job.id, 0),  # type: ignore[arg-type]
         }

@@ -20,7 +20,13 @@ from torchkiln.service.api.schemas import (
     MetricsPublic,
     WorkerPublic,
 )
-from torchkiln.service.store import jobs, metric_history, versions, worker_processes
+from torchkiln.service.store import (
+    jobs,
+    metric_history,
+    queue_estimates,
+    versions,
+    worker_processes,
+)
 from torchkiln.service.store.db import write_session
 from torchkiln.service.store.init_sources import require_init_sources
 from torchkiln.service.store.states import TERMINAL, JobState
@@ -34,6 +40,7 @@ def job_public(
     queue_position: int | None = None,
     disk_bytes: int = 0,
     waiting_reason: str | None = None,
+    queue_estimate_s: float | None = None,
 ) -> JobPublic:
     worker = None
     if job.worker_host is not None and job.worker_pid is not None:
@@ -44,6 +51,7 @@ def job_public(
         queue_position=queue_position,
         disk_bytes=disk_bytes,
         waiting_reason=waiting_reason,
+        queue_estimate_s=queue_estimate_s,
         duration_s=_duration_s(job.started_at, job.finished_at, job.status),
     )
 
@@ -141,9 +149,16 @@ def list_jobs(
     )
     positions = jobs.queue_positions(session, page)
     reasons = worker_processes.waiting_reasons(session, page, settings.lease_s)
+    estimates = queue_estimates.queue_estimates(session, page, settings.lease_s)
     sizes = versions.disk_bytes(session, [j.id for j in page])  # type: ignore[misc]
     data = [
-        job_public(j, positions.get(j.id), sizes.get(j.id, 0), reasons.get(j.id))  # type: ignore[arg-type]
+        job_public(
+            j,
+            positions.get(j.id),  # type: ignore[arg-type]
+            sizes.get(j.id, 0),  # type: ignore[arg-type]
+            reasons.get(j.id),  # type: ignore[arg-type]
+            estimates.get(j.id),  # type: ignore[arg-type]
+        )
         for j in page
     ]
     if include != "data":
@@ -158,7 +173,9 @@ def read_job(job_id: int, session: ReadSessionDep, settings: SettingsDep) -> Job
     job = jobs.get_job(session, job_id)
     size = versions.disk_bytes(session, [job_id]).get(job_id, 0)
     reason = worker_processes.waiting_reasons(session, [job], settings.lease_s).get(job_id)
-    return job_public(job, jobs.queue_positions(session, [job]).get(job_id), size, reason)
+    estimate = queue_estimates.queue_estimates(session, [job], settings.lease_s).get(job_id)
+    position = jobs.queue_positions(session, [job]).get(job_id)
+    return job_public(job, position, size, reason, estimate)
 
 
 @router.patch("/{job_id}", response_model=JobPublic)

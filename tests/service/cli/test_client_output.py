@@ -8,6 +8,7 @@ from rich.console import Console
 from torchkiln.service.cli.http import DEFAULT_URL, Remote, error_lines, remote_of
 from torchkiln.service.cli.job_actions import attachment_name
 from torchkiln.service.cli.predict_command import answer_table
+from torchkiln.service.cli.waits import queue_text
 
 
 def test_a_422_reads_as_one_field_message_a_line() -> None:
@@ -83,3 +84,13 @@ def test_the_progress_line_fits_the_terminal(width: int) -> None:
     lines = out.getvalue().splitlines()
     assert len(lines) == 1 and 0 < len(lines[0]) <= width, lines
     assert "job 12345 running" in lines[0] and "512/1000" in lines[0]
+
+
+def test_a_queued_job_reads_its_place_and_estimated_wait() -> None:
+    queued = {"status": "queued", "queue_position": 3, "queue_estimate_s": None}
+    assert queue_text(queued) == "#3"
+    waits = [(12.4, "12 s"), (250, "4 min"), (7500, "2 h 5 min")]
+    for seconds, text in waits:
+        estimated = {**queued, "queue_estimate_s": seconds}
+        assert queue_text(estimated) == f"#3, starts in about {text}"
+    assert queue_text({"status": "running", "queue_position": None}) is None

@@ -8,7 +8,7 @@ const PAD = { left: 52, right: 20, top: 14, bottom: 34 };
 const MAX_DRAWN = 1200;
 const PALETTE = ["#2563eb", "#ea580c", "#16a34a", "#9333ea", "#0891b2"];
 
-function svg(name, attributes = {}, text = "") {
+export function svg(name, attributes = {}, text = "") {
   const element = document.createElementNS(SVG_NS, name);
   for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, value);
   if (text) element.textContent = text;

@@ -2,7 +2,7 @@
 
 import { describeError, request } from "./api.js";
 import { formatNumber } from "./chart.js";
-import { shownStatus } from "./jobview.js";
+import { queueText, shownStatus } from "./jobview.js";
 
 const POLL_MS = 1500;
 
@@ -29,9 +29,7 @@ function row(job, selectedId) {
   badge.textContent = shown;
   const status = document.createElement("td");
   status.append(badge);
-  const progress = job.status === "queued" && job.queue_position
-    ? `queue #${job.queue_position}`
-    : `${job.epoch} / ${job.epochs}`;
+  const progress = queueText(job, true) || `${job.epoch} / ${job.epochs}`;
   const duration = job.duration_s === null ? "" : `${job.duration_s.toFixed(1)} s`;
   const model = cell(job.model);
   if (job.name) model.append(` · ${job.name}`);

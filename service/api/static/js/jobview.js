@@ -9,10 +9,29 @@ import { openJobStream } from "./sse.js";
 const HOURS = Array.from({ length: 61 }, (_, i) => Math.round(i * 10) / 100);
 const TERMINAL = ["succeeded", "failed", "cancelled"];
 const LOG_POLL_MS = 1500;
+// The stream says nothing while a job waits; its place and estimate move as others finish.
+const QUEUE_POLL_MS = 3000;
 
 // A sweep trial stopped by successive halving succeeded as a job, but was pruned.
 export function shownStatus(job) {
   return (job.stop_reason || "").startsWith("pruned") ? "pruned" : job.status;
+}
+
+// 12 s, 4 min, 2 h 5 min: an estimate needs no more precision than that.
+export function formatWait(seconds) {
+  if (seconds < 60) return `${Math.round(seconds)} s`;
+  const minutes = Math.round(seconds / 60);
+  return minutes < 60 ? `${minutes} min` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
+// "queue #3, starts in about 4 min" for a queued job (short: "queue #3 · ~4 min"); without
+// an estimate just its place.
+export function queueText(job, isShort = false) {
+  if (job.status !== "queued" || !job.queue_position) return "";
+  const estimate = job.queue_estimate_s;
+  const place = `queue #${job.queue_position}`;
+  if (estimate === null || estimate === undefined) return place;
+  return isShort ? `${place} · ~${formatWait(estimate)}` : `${place}, starts in about ${formatWait(estimate)}`;
 }
 
 export class JobView {
@@ -21,6 +40,7 @@ export class JobView {
     this.stream = null;
     this.jobId = null;
     this.logTimer = null;
+    this.queueTimer = null;
     this.message = root.querySelector(".action-message");
     for (const button of root.querySelectorAll(".job-actions button")) {
       button.addEventListener("click", () => this.act(button.dataset.action));
@@ -35,6 +55,24 @@ export class JobView {
     if (this.stream) this.stream.close();
     this.stream = null;
     this.stopLogs();
+    clearTimeout(this.queueTimer);
+  }
+
+  // Re-reads a queued job's place and estimated start until it leaves the queue.
+  pollQueue(jobId) {
+    clearTimeout(this.queueTimer);
+    if (this.jobId !== jobId || this.job.status !== "queued") return;
+    this.queueTimer = setTimeout(async () => {
+      try {
+        const job = await request(`/jobs/${jobId}`);
+        if (this.jobId !== jobId || this.job.status !== "queued") return;
+        const { queue_position: position, queue_estimate_s: estimate, waiting_reason: reason } = job;
+        this.renderState({ queue_position: position, queue_estimate_s: estimate, waiting_reason: reason });
+      } catch {
+        // The next poll tries again.
+      }
+      this.pollQueue(jobId);
+    }, QUEUE_POLL_MS);
   }
 
   async act(action) {
@@ -179,6 +217,7 @@ export class JobView {
     this.renderLabels(this.job);
     this.renderParams(this.job.params);
     this.renderState(this.job);
+    this.pollQueue(jobId);
     this.stream = openJobStream(jobId, {
       epoch: (event) => this.onEpoch(event),
       status: (event) => this.onStatus(event),
@@ -227,6 +266,8 @@ export class JobView {
     badge.textContent = shown;
     const where = device ? ` on ${device}` : "";
     this.state.append(badge, ` epoch ${epoch} / ${epochs}${where}`);
+    const queued = queueText(this.job);
+    if (queued) this.state.append(" · ", Object.assign(document.createElement("span"), { className: "queue", textContent: queued }));
     if (waiting) this.state.append(` · waiting: ${waiting}`);
     if (stopReason) this.state.append(` · ${stopReason}`);
     const tags = document.createElement("span");

@@ -93,10 +93,13 @@ function main() {
   window.addEventListener("hashchange", route);
   route();
   setUpJobForm((job) => {
+    // Shown now rather than on the hashchange, so it can be scrolled into view at once.
+    view.show(job.id);
     location.hash = `#job/${job.id}`;
+    $("#job-view").scrollIntoView({ block: "start" });
   });
   startDigitPad($("#digit-canvas"), $("#digit-predict"), $("#digit-clear"), $("#digit-result"));
-  startAnalysisViews($("#compare-view"), $("#sweep-view"));
+  startAnalysisViews($("#compare-view"), $("#sweep-view"), $("#registry-view"));
 }
 
 main();

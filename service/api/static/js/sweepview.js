@@ -1,7 +1,10 @@
-// The sweep views: #sweeps lists sweeps, #sweep/<id> shows one leaderboard, polled while it runs.
+// The sweep views: #sweeps lists sweeps (and starts one), #sweep/<id> shows one leaderboard and
+// its parallel-coordinates plot, polled while it runs.
 
 import { describeError, request } from "./api.js";
 import { formatNumber } from "./chart.js";
+import { parallelPlot } from "./parallel.js";
+import { startSweepForm } from "./sweepform.js";
 
 const POLL_MS = 2000;
 const COMPARE_TOP = 5;
@@ -72,6 +75,8 @@ export class SweepView {
     this.root = root;
     this.title = root.querySelector("h2");
     this.body = root.querySelector(".sweep-body");
+    this.create = root.querySelector(".sweep-create");
+    this.isFormStarted = false;
     this.timer = null;
   }
 
@@ -85,6 +90,12 @@ export class SweepView {
     clearTimeout(this.timer);
     this.root.hidden = false;
     this.sweepId = sweepId;
+    this.create.hidden = sweepId !== null;
+    // Not at page load: most visits never open the sweeps, and the form needs GET /models.
+    if (sweepId === null && !this.isFormStarted) {
+      this.isFormStarted = true;
+      startSweepForm(this.create.querySelector("form"));
+    }
     try {
       if (sweepId === null) await this.showList();
       else await this.showBoard(sweepId);
@@ -99,7 +110,7 @@ export class SweepView {
     this.root.dataset.sweepId = "";
     const rows = page.data.map(sweepRow);
     this.body.replaceChildren(
-      rows.length ? table(["sweep", "model", "metric", "status", "trials"], rows) : "No sweeps yet: POST /sweeps.",
+      rows.length ? table(["sweep", "model", "metric", "status", "trials"], rows) : "No sweeps yet: start one above.",
     );
   }
 
@@ -119,7 +130,7 @@ export class SweepView {
     compare.className = "compare-top";
     const board = table(["rank", "job", "params", "status", "epoch", `best ${sweep.metric}`], sweep.leaderboard.map(trialRow));
     board.className = "leaderboard";
-    this.body.replaceChildren(summary, board, top.length ? compare : "");
+    this.body.replaceChildren(summary, board, top.length ? compare : "", parallelPlot(sweep) || "");
     if (sweep.status !== "finished" && sweep.status !== "cancelled") this.timer = setTimeout(() => this.show(sweepId), POLL_MS);
   }
 }

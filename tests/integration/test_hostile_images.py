@@ -11,9 +11,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.conftest import make_settings
-from tests.integration.test_datasets_e2e import train, write_tiny_data
 from tests.utils.live_server import LiveServer
+from tests.utils.trained_server import start_image_models
 
 UPLOADS_IN_FLIGHT = 8
 HEALTHZ_BUDGET_S = 0.1
@@ -29,13 +28,7 @@ def strip_png() -> bytes:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A server with a trained mnist model, so uploads get as far as decoding."""
-    root = tmp_path_factory.mktemp("hostile")
-    write_tiny_data(root / "data")
-    settings = make_settings(root, f"sqlite:///{root / 'kiln.db'}")
-    live = LiveServer(settings.model_copy(update={"data_dir": root / "data"}), root / "log")
-    live.start()
-    with live.client() as http:
-        train(http, "mnist_mlp", epochs=1, batch_size=32)
+    live = start_image_models(tmp_path_factory.mktemp("hostile"), ("mnist_mlp",))
     yield live
     live.stop()
 

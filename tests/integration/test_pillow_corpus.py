@@ -19,9 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import make_settings
-from tests.integration.test_datasets_e2e import train, write_tiny_data
 from tests.utils.live_server import LiveServer
+from tests.utils.trained_server import start_image_models
 
 logger = logging.getLogger(__name__)
 
@@ -128,14 +127,7 @@ def timing_summary(seconds: list[float]) -> dict[str, float]:
 @pytest.fixture(scope="module")
 def corpus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A server with trained mnist and cifar10 models, so uploads get as far as the network."""
-    root = tmp_path_factory.mktemp("corpus")
-    write_tiny_data(root / "data")
-    settings = make_settings(root, f"sqlite:///{root / 'kiln.db'}")
-    live = LiveServer(settings.model_copy(update={"data_dir": root / "data"}), root / "log")
-    live.start()
-    with live.client() as http:
-        train(http, "mnist_mlp", epochs=1, batch_size=32)
-        train(http, "cifar10_cnn", epochs=1, batch_size=32)
+    live = start_image_models(tmp_path_factory.mktemp("corpus"), ("mnist_mlp", "cifar10_cnn"))
     yield live
     live.stop()
 

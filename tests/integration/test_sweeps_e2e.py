@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
 
 from tests.utils.live_server import wait_for_job
+from tests.utils.live_server import wait_for_sweep as wait_for_live_sweep
 
 SWEEP_TIMEOUT_S = 300
 
 
 def wait_for_sweep(http: httpx.Client, sweep_id: int) -> dict[str, Any]:
-    deadline = time.monotonic() + SWEEP_TIMEOUT_S
-    board: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        board = http.get(f"/sweeps/{sweep_id}").raise_for_status().json()
-        if board["status"] == "finished":
-            return board
-        time.sleep(0.25)
-    raise TimeoutError(f"sweep {sweep_id} unfinished after {SWEEP_TIMEOUT_S}s: {board}")
+    return wait_for_live_sweep(http, sweep_id, SWEEP_TIMEOUT_S)
 
 
 def start_sweep(http: httpx.Client, body: dict[str, Any]) -> int:

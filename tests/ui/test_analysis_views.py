@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 
 from tests.ui.conftest import Page
-from tests.utils.live_server import LiveServer
+from tests.utils.live_server import LiveServer, run_sweep
 
 pytestmark = pytest.mark.browser
 
@@ -23,14 +22,7 @@ def finished_sweep(server: LiveServer) -> dict[str, Any]:
         "priority": 5,  # ahead of other tests' jobs on this module's shared server
     }
     with server.client() as http:
-        sweep_id = http.post("/sweeps", json=body).raise_for_status().json()["id"]
-        deadline = time.monotonic() + SWEEP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            board = http.get(f"/sweeps/{sweep_id}").raise_for_status().json()
-            if board["status"] == "finished":
-                return board
-            time.sleep(0.25)
-    raise TimeoutError(f"sweep {sweep_id} did not finish: {board}")
+        return run_sweep(http, body, SWEEP_TIMEOUT_S)
 
 
 def polylines(page: Any, chart: str) -> Any:

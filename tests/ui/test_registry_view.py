@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.ui.conftest import Page
 from tests.utils.http_jobs import submit
-from tests.utils.live_server import LiveServer, wait_for_job
+from tests.utils.live_server import LiveServer, run_sweep, wait_for_job
 
 pytestmark = pytest.mark.browser
 
 SWEEP_TIMEOUT_S = 120
-
-
-def finished_sweep(http: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
-    sweep_id = http.post("/sweeps", json=body).raise_for_status().json()["id"]
-    deadline = time.monotonic() + SWEEP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        board = http.get(f"/sweeps/{sweep_id}").raise_for_status().json()
-        if board["status"] == "finished":
-            return board
-        time.sleep(0.2)
-    raise TimeoutError(f"sweep {sweep_id} did not finish: {board}")
 
 
 def test_versions_show_metrics_lineage_and_aliases_and_an_alias_moves(
@@ -37,8 +24,10 @@ def test_versions_show_metrics_lineage_and_aliases_and_an_alias_moves(
         wait_for_job(http, base)
         tuned = submit(http, "linear", epochs=30, init_from=base)
         wait_for_job(http, tuned)
-        board = finished_sweep(
-            http, {"model": "linear", "params": {"epochs": 20}, "space": {"lr": [0.01, 0.05]}}
+        board = run_sweep(
+            http,
+            {"model": "linear", "params": {"epochs": 20}, "space": {"lr": [0.01, 0.05]}},
+            SWEEP_TIMEOUT_S,
         )
         http.put("/models/linear/aliases/production", json={"job_id": base}).raise_for_status()
 

@@ -116,3 +116,21 @@ def wait_for_job(
             return job
         time.sleep(0.1)
     raise TimeoutError(f"job {job_id} still {job.get('status')} after {timeout_s}s: {job}")
+
+
+def wait_for_sweep(client: httpx.Client, sweep_id: int, timeout_s: float) -> dict[str, Any]:
+    """Poll a sweep's board until it has finished."""
+    deadline = time.monotonic() + timeout_s
+    board: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        board = client.get(f"/sweeps/{sweep_id}").raise_for_status().json()
+        if board["status"] == "finished":
+            return board
+        time.sleep(0.2)
+    raise TimeoutError(f"sweep {sweep_id} unfinished after {timeout_s}s: {board}")
+
+
+def run_sweep(client: httpx.Client, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    """Create a sweep and wait for its finished board."""
+    sweep_id = client.post("/sweeps", json=body).raise_for_status().json()["id"]
+    return wait_for_sweep(client, sweep_id, timeout_s)

@@ -34,3 +34,18 @@ def start_trained(root: Path) -> tuple[LiveServer, dict[str, int]]:
             job = wait_for_job(http, job_id, timeout_s=120)
             assert job["status"] == "succeeded", job
     return server, ids
+
+
+def start_image_models(root: Path, models: tuple[str, ...]) -> LiveServer:
+    """A running server on tiny MNIST and CIFAR-10 files with one succeeded job of each of
+    ``models`` (one epoch), so uploads get as far as a network."""
+    from tests.integration.test_datasets_e2e import train, write_tiny_data
+
+    write_tiny_data(root / "data")
+    settings = make_settings(root, f"sqlite:///{root / 'kiln.db'}")
+    live = LiveServer(settings.model_copy(update={"data_dir": root / "data"}), root / "log")
+    live.start()
+    with live.client() as http:
+        for model in models:
+            train(http, model, epochs=1, batch_size=32)
+    return live

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from torchkiln.models.common.registry import Task
 from torchkiln.service.store.patterns import DEVICE_PATTERN, TAG_PATTERN
 from torchkiln.service.store.promotion import PromoteRule
-from torchkiln.service.store.states import JobState, WorkerState
+from torchkiln.service.store.states import JobState, StopKind, WorkerState
 from torchkiln.service.store.whole_numbers import WholeNumber
 
 JobName = Annotated[str, Field(min_length=1, max_length=128, examples=["baseline"])]
@@ -86,6 +87,7 @@ class JobPublic(BaseModel):
     best_value: float | None = Field(None, description="The watched metric at best_epoch.")
     disk_bytes: int = Field(0, description="Bytes of checkpoints this job keeps on disk.")
     stop_reason: str | None = Field(None, description="Why it ended before its last epoch.")
+    stop_kind: StopKind | None = Field(None, description="The kind of stop_reason.")
     sweep_id: int | None = Field(None, description="The sweep that queued it, if any.")
     promote: dict[str, Any] | None = Field(None, description="Its promotion rule, if any.")
     worker: WorkerPublic | None
@@ -126,7 +128,7 @@ class MetricsPublic(BaseModel):
 class ModelPublic(BaseModel):
     name: str
     summary: str
-    task: str
+    task: Task
     tags: list[str]
     defaults: dict[str, Any]
     options_schema: dict[str, Any]

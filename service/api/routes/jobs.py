@@ -23,7 +23,7 @@ from torchkiln.service.api.schemas import (
 from torchkiln.service.store import jobs, metric_history, versions, worker_processes
 from torchkiln.service.store.db import write_session
 from torchkiln.service.store.init_sources import require_init_sources
-from torchkiln.service.store.states import TERMINAL, JobState
+from torchkiln.service.store.states import TERMINAL, JobState, stop_kind
 from torchkiln.service.store.tables import MAX_ROW_ID, Job, utcnow
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -45,6 +45,7 @@ def job_public(
         disk_bytes=disk_bytes,
         waiting_reason=waiting_reason,
         duration_s=_duration_s(job.started_at, job.finished_at, job.status),
+        stop_kind=stop_kind(job.stop_reason),
     )
 
 

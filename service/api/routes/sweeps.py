@@ -14,7 +14,7 @@ from torchkiln.service.store.cache_markers import touch_aliases
 from torchkiln.service.store.db import read_session, write_session
 from torchkiln.service.store.errors import NoSweepWinner
 from torchkiln.service.store.init_sources import require_init_sources
-from torchkiln.service.store.states import SWEEP_SETTLED
+from torchkiln.service.store.states import SWEEP_SETTLED, stop_kind
 from torchkiln.service.store.sweep_specs import (
     PromoteBody,
     SweepBoard,
@@ -51,6 +51,7 @@ def trial_public(rank: int, trial: sweeps.Trial, searched: list[str]) -> TrialPu
         best_value=trial.best_value,
         best_epoch=trial.best_epoch,
         stop_reason=job.stop_reason,
+        stop_kind=stop_kind(job.stop_reason),
     )
 
 

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 
 from torchkiln.service.api.deps import EngineDep, ReadSessionDep, SettingsDep
 from torchkiln.service.api.routes.jobs import validate_params
+from torchkiln.service.api.schemas import ErrorPublic
 from torchkiln.service.store import aliases, sweeps
 from torchkiln.service.store.cache_markers import touch_aliases
 from torchkiln.service.store.db import read_session, write_session
@@ -112,7 +113,7 @@ def read_sweep(sweep_id: int, engine: EngineDep) -> SweepBoard:
 @router.post(
     "/{sweep_id}/cancel",
     response_model=SweepPublic,
-    responses={409: {"description": "The sweep has already ended."}},
+    responses={409: {"model": ErrorPublic, "description": "The sweep has already ended."}},
 )
 def cancel_sweep(sweep_id: int, engine: EngineDep) -> SweepPublic:
     """Cancel the trials still queued (now) or running (at their next batch)."""

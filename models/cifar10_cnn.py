@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
-from pydantic import Field
+from pydantic import BaseModel, Field
 from torch import nn
 
 from torchkiln.models.common.augment import random_crop_reflect, random_hflip
@@ -50,9 +50,31 @@ class Cifar10Inputs(ImageBatch):
     """Prediction body: {"image": 32 rows of 32 [R, G, B] levels} or {"images": [image, ...]}."""
 
     SHAPE: ClassVar[str] = "32x32x3"
+    EXAMPLE: ClassVar[list[Any]] = [[[128, 128, 128]] * SIDE] * SIDE  # mid grey
 
     image: Image | None = None
     images: list[Image] | None = Field(None, min_length=1, max_length=MAX_IMAGES)
+
+
+CifarClass = Literal[CIFAR_CLASSES]  # type: ignore[valid-type]
+
+
+class ClassGuess(BaseModel):
+    label: CifarClass
+    class_index: int = Field(ge=0, le=len(CIFAR_CLASSES) - 1)
+    probability: float
+
+
+class ClassPrediction(ClassGuess):
+    """The likeliest class of one image, and the three likeliest, best first."""
+
+    top3: list[ClassGuess] = Field(min_length=3, max_length=3)
+
+
+class Cifar10Answer(BaseModel):
+    """A prediction: one entry per image, in the order sent."""
+
+    predictions: list[ClassPrediction]
 
 
 def conv_block(channels_in: int, channels_out: int, batch_norm: bool) -> list[nn.Module]:
@@ -121,6 +143,7 @@ SPEC = register(
         load_data=load_data,
         preprocess=preprocess,
         postprocess=postprocess,
+        answer=Cifar10Answer,
         decode_upload=decode_upload,
         augment=augment,
         tags=("cifar10",),

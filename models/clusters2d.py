@@ -47,9 +47,22 @@ class Clusters2dOptions(TrainOptions):
 class PointsInputs(BaseModel):
     """Prediction body: {"points": [[x1, x2], ...]}."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid",
+        allow_inf_nan=False,
+        json_schema_extra={"examples": [{"points": [[1.7, 1.0], [-1.7, 1.0]]}]},
+    )
 
     points: list[Point] = Field(min_length=1, max_length=MAX_INLINE_POINTS)
+
+
+class PointsAnswer(BaseModel):
+    """A prediction: per point, the probability of class 1 and the label (1 when > 0.5)."""
+
+    probabilities: list[float | None] = Field(
+        description="null where not finite (coordinates beyond float32's range)."
+    )
+    labels: list[Annotated[int, Field(ge=0, le=1)]]
 
 
 def two_clouds() -> Split:
@@ -101,6 +114,7 @@ SPEC = register(
         load_data=load_data,
         preprocess=preprocess,
         postprocess=postprocess,
+        answer=PointsAnswer,
         tensors=feature_tensors("points", 2, "binary"),
         report=report,
     )

@@ -21,6 +21,7 @@ N_FEATURES = 8
 MAX_ROWS = 10_000
 Feature = Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False)]
 Row = Annotated[list[Feature], Field(min_length=N_FEATURES, max_length=N_FEATURES)]
+EXAMPLE_ROW = [-0.29, 0.49, 0.18, -0.29, 0.0, 0.0, -0.53, -0.03]
 
 
 class DiabetesOptions(DatasetOptions):
@@ -37,9 +38,19 @@ class DiabetesOptions(DatasetOptions):
 class DiabetesInputs(BaseModel):
     """Prediction body: {"features": [[8 values scaled to [-1, 1]], ...]}."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid",
+        allow_inf_nan=False,
+        json_schema_extra={"examples": [{"features": [EXAMPLE_ROW]}]},
+    )
 
     features: list[Row] = Field(min_length=1, max_length=MAX_ROWS)
+
+
+class DiabetesAnswer(BaseModel):
+    """A prediction: per row of features, the probability of diabetes."""
+
+    probabilities: list[float]
 
 
 def build(options: DiabetesOptions) -> nn.Module:
@@ -89,6 +100,7 @@ SPEC = register(
         load_data=load_data,
         preprocess=preprocess,
         postprocess=postprocess,
+        answer=DiabetesAnswer,
         tensors=feature_tensors("features", N_FEATURES, "binary"),
     )
 )

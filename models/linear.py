@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from pydantic import Field
+from pydantic import BaseModel, Field
 from torch import nn
 
 from torchkiln.models.common.options import RegressionLoss, TrainOptions
@@ -21,6 +21,12 @@ class LinearOptions(TrainOptions):
     loss: RegressionLoss = "mse"
     bias: bool = Field(False, description="Fit y = w·x + b instead of y = w·x.")
     data: XYData | None = Field(None, description="Your own points; default x=[1,2,3], y=[2,4,6].")
+
+
+class YAnswer(BaseModel):
+    """A prediction: {"y": [8.0, 10.0]}, one value per x."""
+
+    y: list[float | None] = Field(description="null where not finite (x beyond float32's range).")
 
 
 def build(options: LinearOptions) -> nn.Module:
@@ -60,6 +66,7 @@ SPEC = register(
         load_data=load_data,
         preprocess=preprocess,
         postprocess=postprocess,
+        answer=YAnswer,
         tensors=feature_tensors("x", 1, "regression"),
         report=report,
     )

@@ -10,7 +10,7 @@ from torchkiln.models.common.options import RegressionLoss, TrainOptions
 from torchkiln.models.common.registry import DataRoot, ModelSpec, Split, TrainingData, register
 from torchkiln.models.common.small_data import XInputs, XYData, column_split
 from torchkiln.models.common.tensors import feature_tensors
-from torchkiln.models.linear import postprocess, preprocess, report
+from torchkiln.models.linear import YAnswer, postprocess, preprocess, report
 
 N_POINTS = 100
 DATA_SEED = 1234
@@ -52,6 +52,7 @@ SPEC = register(
         load_data=load_data,
         preprocess=preprocess,
         postprocess=postprocess,
+        answer=YAnswer,
         tensors=feature_tensors("x", 1, "regression"),
         report=report,
     )

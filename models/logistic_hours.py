@@ -34,9 +34,20 @@ class LogisticHoursOptions(TrainOptions):
 class HoursInputs(BaseModel):
     """Prediction body: {"hours": [1.0, 2.5, 4.0]}."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid",
+        allow_inf_nan=False,
+        json_schema_extra={"examples": [{"hours": [1.0, 2.5, 4.0]}]},
+    )
 
     hours: list[FiniteFloat] = Field(min_length=1, max_length=MAX_INLINE_POINTS)
+
+
+class HoursAnswer(BaseModel):
+    """A prediction: per number of hours, the probability of passing and whether that is > 0.5."""
+
+    probabilities: list[float | None] = Field(description="null where not finite.")
+    passes: list[bool]
 
 
 def build(options: LogisticHoursOptions) -> nn.Module:
@@ -71,6 +82,7 @@ SPEC = register(
         load_data=load_data,
         preprocess=preprocess,
         postprocess=postprocess,
+        answer=HoursAnswer,
         tensors=feature_tensors("hours", 1, "binary"),
         report=report,
     )

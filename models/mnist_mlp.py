@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, ClassVar
 
 import torch
-from pydantic import Field
+from pydantic import BaseModel, Field
 from torch import nn
 
 from torchkiln.models.common.augment import random_shift
@@ -56,9 +56,34 @@ class MnistInputs(ImageBatch):
     """
 
     SHAPE: ClassVar[str] = "28x28"
+    # A "1": a white bar two pixels wide down the middle.
+    EXAMPLE: ClassVar[list[Any]] = [
+        [255 if 4 <= row < 24 and 13 <= column < 15 else 0 for column in range(SIDE)]
+        for row in range(SIDE)
+    ]
 
     image: Image | None = None
     images: list[Image] | None = Field(None, min_length=1, max_length=MAX_IMAGES)
+
+
+Digit = Annotated[int, Field(ge=0, le=9)]
+
+
+class DigitGuess(BaseModel):
+    digit: Digit
+    probability: float
+
+
+class DigitPrediction(DigitGuess):
+    """The likeliest digit of one image, and the three likeliest, best first."""
+
+    top3: list[DigitGuess] = Field(min_length=3, max_length=3)
+
+
+class MnistAnswer(BaseModel):
+    """A prediction: one entry per image, in the order sent."""
+
+    predictions: list[DigitPrediction]
 
 
 def build(options: MnistOptions) -> nn.Module:
@@ -120,6 +145,7 @@ def mnist_spec(name: str, summary: str, build: Callable[[MnistOptions], nn.Modul
         load_data=load_data,
         preprocess=preprocess,
         postprocess=postprocess,
+        answer=MnistAnswer,
         decode_upload=decode_upload,
         augment=augment,
         tags=("mnist",),

@@ -10,7 +10,7 @@ from torchkiln.models.common.options import OptimizerName, RegressionLoss, Train
 from torchkiln.models.common.registry import DataRoot, ModelSpec, Split, TrainingData, register
 from torchkiln.models.common.small_data import XInputs, XYData, column
 from torchkiln.models.common.tensors import feature_tensors
-from torchkiln.models.linear import postprocess
+from torchkiln.models.linear import YAnswer, postprocess
 
 DEFAULT_X = [-2.0, -1.0, 0.0, 1.0, 2.0, 3.0]
 DEFAULT_Y = [(x - 1.0) ** 2 for x in DEFAULT_X]
@@ -66,6 +66,7 @@ SPEC = register(
         load_data=load_data,
         preprocess=preprocess,
         postprocess=postprocess,
+        answer=YAnswer,
         tensors=feature_tensors("x", 1, "regression"),
         report=report,
     )

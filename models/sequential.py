@@ -18,6 +18,7 @@ from typing import Any, Literal
 import torch
 from pydantic import (
     BaseModel,
+    ConfigDict,
     Field,
     RootModel,
     SerializerFunctionWrapHandler,
@@ -197,6 +198,16 @@ class SequentialOptions(TrainOptions):
 class SequentialInputs(RootModel):
     """Prediction body: the body of the data set's built-in model (image(s) or features)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"image": mnist_mlp.MnistInputs.EXAMPLE},
+                {"image": cifar10_cnn.Cifar10Inputs.EXAMPLE},
+                {"features": [diabetes.EXAMPLE_ROW]},
+            ]
+        }
+    )
+
     root: mnist_mlp.MnistInputs | cifar10_cnn.Cifar10Inputs | diabetes.DiabetesInputs
 
 
@@ -242,6 +253,7 @@ def specialise(options: SequentialOptions) -> ModelSpec:
         load_data=source.load_data,
         preprocess=lambda inputs: source.preprocess(_unwrap(source, inputs)),
         postprocess=source.postprocess,
+        answer=source.answer,
         decode_upload=source.decode_upload or _no_uploads(options.data),
         augment=source.augment,
         tensors=source.tensors,
@@ -273,6 +285,8 @@ SPEC = register(
         load_data=load_data,
         preprocess=_preprocess_any,
         postprocess=mnist_mlp.postprocess,
+        # Each job answers as its data set's built-in model does.
+        answer=mnist_mlp.MnistAnswer | cifar10_cnn.Cifar10Answer | diabetes.DiabetesAnswer,
         decode_upload=_decode_any,
         augment=_augment,
         # The default data set's (mnist); each job answers with its own (specialise).

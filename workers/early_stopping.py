@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from torchkiln.models.common.schedules import EarlyStopping
+from torchkiln.service.store.states import EARLY_STOPPED
 
 
 class MetricMissing(Exception):
@@ -55,7 +56,7 @@ class EarlyStopper:
             return None
         best = "none" if self.best is None else f"{self.best:.4g}"
         return (
-            f"early stopping: {self.rule.metric} did not improve by {self.rule.min_delta} "
+            f"{EARLY_STOPPED}: {self.rule.metric} did not improve by {self.rule.min_delta} "
             f"for {self.rule.patience} epochs (best {best} at epoch {self.best_epoch})"
         )
 

@@ -7,24 +7,26 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, model_validator
 
 
+def _stated_rules(schema: dict[str, Any], cls: Any) -> None:
+    """The exactly-one rule, so clients and fuzzers see what is checked, and an example."""
+    schema["oneOf"] = [
+        {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+        for name in ("image", "images")
+    ]
+    if cls.EXAMPLE is not None:
+        schema["examples"] = [{"image": cls.EXAMPLE}]
+
+
 class ImageBatch(BaseModel):
     """{"image": ...} or {"images": [...]}, exactly one.
 
     Subclasses narrow ``image`` and ``images`` to their pixel arrays and name the shape.
     """
 
-    # The schema states the exactly-one rule too, so clients and fuzzers see what is checked.
-    model_config = ConfigDict(
-        extra="forbid",
-        allow_inf_nan=False,
-        json_schema_extra={
-            "oneOf": [
-                {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
-                for name in ("image", "images")
-            ]
-        },
-    )
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra=_stated_rules)
     SHAPE: ClassVar[str] = "image"
+    # One image of the subclass's shape, the schema's example body.
+    EXAMPLE: ClassVar[list[Any] | None] = None
 
     image: Any = None
     images: list[Any] | None = None

@@ -7,7 +7,8 @@ import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, get_args
 
 import torch
 from pydantic import BaseModel
@@ -17,6 +18,8 @@ from torchkiln.models.common.options import TrainOptions
 
 BatchAugment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 Task = Literal["regression", "binary", "multiclass"]
+# What ``postprocess`` returns: a model, or ``A | B`` where it depends on the job's options.
+Answer = type[BaseModel] | UnionType
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,9 @@ class ModelSpec:
 
     ``build(options)`` returns the network; ``load_data(options, data_root)`` the tensors;
     ``preprocess(inputs)`` turns a validated ``inputs`` body into a batch tensor and
-    ``postprocess(outputs)`` turns the network's output batch into a JSON-able dict.
+    ``postprocess(outputs)`` turns the network's output batch into a JSON-able dict, whose
+    shape ``answer`` declares (a pydantic model, or a union of them): the API documents it,
+    and never validates a prediction against it.
     ``decode_upload(bytes)`` (image models) turns one uploaded file into a one-sample batch.
     ``augment(x, generator)`` (optional) transforms a training batch on its device.
     ``report(module)`` (optional) adds per-epoch metrics such as the learned weights.
@@ -108,6 +113,7 @@ class ModelSpec:
     load_data: Callable[[Any, DataRoot], TrainingData]
     preprocess: Callable[[Any], torch.Tensor]
     postprocess: Callable[[torch.Tensor], dict[str, Any]]
+    answer: Answer
     decode_upload: Callable[[bytes], torch.Tensor] | None = None
     augment: (
         Callable[[Any], Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None] | None
@@ -126,6 +132,10 @@ class ModelSpec:
         integer 3, as the published schema says; stored (already validated) params parse lax.
         """
         return self.options.model_validate(params, strict=strict)
+
+    def answer_models(self) -> tuple[type[BaseModel], ...]:
+        """The shapes a prediction of this model can take: ``answer``, or its union's members."""
+        return get_args(self.answer) or (self.answer,)  # type: ignore[return-value]
 
     def for_options(self, options: TrainOptions) -> ModelSpec:
         """The spec a job with these options trains and serves with (most models: this one)."""

@@ -41,7 +41,9 @@ class BinaryXYData(XYData):
 class XInputs(BaseModel):
     """Prediction body for the one-feature models: {"x": [4.0, 5.0]}."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid", allow_inf_nan=False, json_schema_extra={"examples": [{"x": [4.0, 5.0]}]}
+    )
 
     x: list[FiniteFloat] = Field(min_length=1, max_length=MAX_INLINE_POINTS)
 

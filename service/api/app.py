@@ -107,5 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routes={route.path for route in predict.router.routes},  # type: ignore[attr-defined]
     )
     add_error_handlers(app)
-    app.openapi = state_the_rules(app.openapi)  # type: ignore[method-assign]
+    app.openapi = state_the_rules(  # type: ignore[method-assign]
+        app.openapi, is_key_required=settings.api_key is not None
+    )
     return app

@@ -2,7 +2,8 @@
 
 FastAPI derives the schema from signatures; some checks live elsewhere (a dependency for
 path ids, the model's own options for job params). Stated here, clients and generators see
-what the server accepts, and schemathesis's positive and negative checks hold to it.
+what the server accepts, and schemathesis's positive and negative checks hold to it. So do
+each model's example bodies, the event stream's events, and whether a key is asked for.
 """
 
 from __future__ import annotations
@@ -10,10 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from torchkiln.models import REGISTRY
-from torchkiln.service.api.serving.tensor_codec import InferRequest
+from torchkiln.models.common.registry import ModelSpec
+from torchkiln.service.api.routes.events import EpochEventData, StateEventData
+from torchkiln.service.api.serving.tensor_codec import HEADER_LENGTH, InferRequest
 from torchkiln.service.store.tables import MAX_ROW_ID
 
 COMPONENTS = "#/components/schemas/"
@@ -21,7 +26,9 @@ COMPONENTS = "#/components/schemas/"
 MAX_COMPARED = 20
 
 
-def state_the_rules(openapi: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+def state_the_rules(
+    openapi: Callable[[], dict[str, Any]], *, is_key_required: bool
+) -> Callable[[], dict[str, Any]]:
     """Wrap ``app.openapi``: the first call builds and amends the schema; later calls reuse it."""
     amended: dict[str, Any] = {}
 
@@ -34,10 +41,24 @@ def state_the_rules(openapi: Callable[[], dict[str, Any]]) -> Callable[[], dict[
             protocol_versions_and_bodies(schema)
             job_params_per_model(schema)
             design_bodies(schema)
+            prediction_bodies(schema)
+            event_stream_items(schema)
+            if not is_key_required:
+                no_key_needed(schema)
             amended.update(schema)
         return amended
 
     return amended_openapi
+
+
+def add_components(schema: dict[str, Any], models: list[type[BaseModel]]) -> dict[type, Any]:
+    """Each model's (validation) schema among the components; the ``$ref`` of each."""
+    refs, defs = models_json_schema(
+        [(model, "validation") for model in models], ref_template=COMPONENTS + "{model}"
+    )
+    for name, definition in defs.get("$defs", {}).items():
+        schema["components"]["schemas"].setdefault(name, definition)
+    return {model: refs[(model, "validation")] for model in models}
 
 
 def operations(schema: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -92,12 +113,7 @@ def name_the_models(schema: dict[str, Any]) -> None:
 def protocol_versions_and_bodies(schema: dict[str, Any]) -> None:
     """Open Inference Protocol routes read their body by hand (JSON, or JSON then binary
     tensors): state it, and that a version is a job id."""
-    components = schema["components"]["schemas"]
-    refs, defs = models_json_schema(
-        [(InferRequest, "validation")], ref_template=COMPONENTS + "{model}"
-    )
-    for name, definition in defs.get("$defs", {}).items():
-        components.setdefault(name, definition)
+    infer_request = add_components(schema, [InferRequest])[InferRequest]
     for path, operation in operations(schema):
         if not path.startswith("/v2/models/"):
             continue
@@ -108,12 +124,24 @@ def protocol_versions_and_bodies(schema: dict[str, Any]) -> None:
             operation["requestBody"] = {
                 "required": True,
                 "content": {
-                    "application/json": {"schema": refs[(InferRequest, "validation")]},
+                    "application/json": {"schema": infer_request},
                     # The binary extension: JSON of Inference-Header-Content-Length bytes,
                     # then the raw tensors.
                     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
                 },
             }
+            # Stated because the handler reads it. (It also keeps openapi-python-client 0.29's
+            # code for a two-content-type body importable: its ``Unset`` import comes with an
+            # optional parameter.)
+            operation.setdefault("parameters", []).append(
+                {
+                    "name": HEADER_LENGTH,
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "integer", "minimum": 0},
+                    "description": "Binary extension: the JSON part's bytes; the tensors follow.",
+                }
+            )
 
 
 def job_params_per_model(schema: dict[str, Any]) -> None:
@@ -123,11 +151,7 @@ def job_params_per_model(schema: dict[str, Any]) -> None:
     if job is None:
         return
     specs = sorted(REGISTRY.values(), key=lambda spec: spec.name)
-    refs, defs = models_json_schema(
-        [(spec.options, "validation") for spec in specs], ref_template=COMPONENTS + "{model}"
-    )
-    for name, definition in defs.get("$defs", {}).items():
-        components.setdefault(name, definition)
+    refs = add_components(schema, [spec.options for spec in specs])
     branches = []
     for spec in specs:
         name = f"JobCreate_{spec.name}"
@@ -135,7 +159,7 @@ def job_params_per_model(schema: dict[str, Any]) -> None:
             **job["properties"],
             "model": {"type": "string", "const": spec.name, "title": "Model"},
             "params": {
-                **refs[(spec.options, "validation")],
+                **refs[spec.options],
                 "description": f"The options of {spec.name}; omitted ones take their defaults.",
             },
         }
@@ -155,6 +179,87 @@ def job_params_per_model(schema: dict[str, Any]) -> None:
             "mapping": {spec.name: COMPONENTS + f"JobCreate_{spec.name}" for spec in specs},
         },
     }
+    # One example a model: its every option at its default, to edit in /docs.
+    submit = schema["paths"]["/jobs"]["post"]["requestBody"]["content"]["application/json"]
+    submit["examples"] = {
+        spec.name: {
+            "summary": spec.summary,
+            "value": {"model": spec.name, "params": spec.options().model_dump(mode="json")},
+        }
+        for spec in specs
+    }
+
+
+def predicting_specs(path: str) -> list[ModelSpec]:
+    """The models ``POST /predict/{name}`` answers from: one, or those of a shared tag."""
+    name = path.removeprefix("/predict/")
+    return (
+        [REGISTRY[name]] if name in REGISTRY else [s for s in REGISTRY.values() if name in s.tags]
+    )
+
+
+def prediction_bodies(schema: dict[str, Any]) -> None:
+    """Upload routes' JSON bodies as components (the models' own schemas, whose ``$defs`` mean
+    nothing inline), and each route's example bodies, from its models' inputs."""
+    paths = [path for path in schema["paths"] if path.startswith("/predict/")]
+    inputs = list(dict.fromkeys(predicting_specs(path)[0].inputs for path in paths))
+    refs = add_components(schema, inputs)
+    examples = schema["components"].setdefault("examples", {})
+    names: dict[str, str] = {}  # an example's JSON -> its component's name
+    for model in inputs:
+        for index, value in enumerate(model.model_json_schema().get("examples", [])):
+            key = orjson.dumps(value).decode()
+            if key not in names:
+                names[key] = model.__name__ + (f"_{index}" if index else "")
+                summary = (model.__doc__ or model.__name__).splitlines()[0]
+                examples[names[key]] = {"summary": summary, "value": value}
+    for path in paths:
+        model = predicting_specs(path)[0].inputs
+        body = schema["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        body["schema"] = refs[model]
+        body["examples"] = {
+            names[key]: {"$ref": "#/components/examples/" + names[key]}
+            for key in (orjson.dumps(v).decode() for v in model.model_json_schema()["examples"])
+        }
+
+
+def event_stream_items(schema: dict[str, Any]) -> None:
+    """The job event stream's events, as OpenAPI 3.2's ``itemSchema`` (FastAPI's own streams
+    say theirs so), each event's data a component."""
+    refs = add_components(schema, [EpochEventData, StateEventData])
+
+    def event(names: list[str], data: type[BaseModel], has_id: bool = False) -> dict[str, Any]:
+        properties: dict[str, Any] = {
+            "event": {"type": "string", "enum": names},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": refs[data],
+            },
+        }
+        if has_id:
+            properties["id"] = {"type": "string", "description": "Resume after it: Last-Event-ID."}
+        required = ["event", "data", *(["id"] if has_id else [])]
+        return {"type": "object", "properties": properties, "required": required}
+
+    content = schema["paths"]["/jobs/{job_id}/events"]["get"]["responses"]["200"]["content"]
+    content["text/event-stream"]["itemSchema"] = {
+        "oneOf": [
+            event(["epoch"], EpochEventData, has_id=True),
+            event(["status", "end"], StateEventData),
+        ]
+    }
+
+
+def no_key_needed(schema: dict[str, Any]) -> None:
+    """Without TORCHKILN_API_KEY nothing asks for one: no Bearer requirement, and no 401.
+
+    FastAPI declares the (optional) bearer dependency as required on every protected route.
+    """
+    for _, operation in operations(schema):
+        operation.pop("security", None)
+        operation.get("responses", {}).pop("401", None)
+    schema["components"].pop("securitySchemes", None)
 
 
 def design_bodies(schema: dict[str, Any]) -> None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+import operator
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from torchkiln.models.common.registry import ModelSpec, Task
 from torchkiln.service.store.patterns import DEVICE_PATTERN, TAG_PATTERN
 from torchkiln.service.store.promotion import PromoteRule
-from torchkiln.service.store.states import JobState, WorkerState
+from torchkiln.service.store.states import JobState, StopKind, WorkerState
 from torchkiln.service.store.whole_numbers import WholeNumber
 
 JobName = Annotated[str, Field(min_length=1, max_length=128, examples=["baseline"])]
@@ -92,6 +96,7 @@ class JobPublic(BaseModel):
     best_value: float | None = Field(None, description="The watched metric at best_epoch.")
     disk_bytes: int = Field(0, description="Bytes of checkpoints this job keeps on disk.")
     stop_reason: str | None = Field(None, description="Why it ended before its last epoch.")
+    stop_kind: StopKind | None = Field(None, description="The kind of stop_reason.")
     sweep_id: int | None = Field(None, description="The sweep that queued it, if any.")
     promote: dict[str, Any] | None = Field(None, description="Its promotion rule, if any.")
     worker: WorkerPublic | None
@@ -132,7 +137,7 @@ class MetricsPublic(BaseModel):
 class ModelPublic(BaseModel):
     name: str
     summary: str
-    task: str
+    task: Task
     tags: list[str]
     defaults: dict[str, Any]
     options_schema: dict[str, Any]
@@ -168,16 +173,36 @@ class WorkersPublic(BaseModel):
 
 
 class ErrorPublic(BaseModel):
-    """Every error body: a message, or for invalid requests a list naming each bad field."""
+    """An error body: what went wrong, in words."""
 
-    detail: str | list[dict[str, Any]]
+    detail: str
+
+
+class FieldErrorPublic(BaseModel):
+    """One bad field of an invalid request."""
+
+    type: str = Field(examples=["missing"])
+    loc: list[str | int] = Field(
+        description="Where: body, query, path or header, then the field's path.",
+        examples=[["body", "params", "epochs"]],
+    )
+    msg: str
+    input: str | int | float | bool | None = Field(
+        None, description="The value given, when it is a plain value (strings cut to 200)."
+    )
+
+
+class ValidationErrorPublic(BaseModel):
+    """A 422: each bad field of the request, or, for a rule about several, a message."""
+
+    detail: list[FieldErrorPublic] | str
 
 
 # Documented on every protected route: what the API key, the body limit, the domain errors
 # and a busy database can answer besides the route's own success.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorPublic, "description": description}
-    for status, description in {
+    status: {"model": ValidationErrorPublic if status == 422 else ErrorPublic, "description": text}
+    for status, text in {
         400: "The body could not be parsed (not UTF-8 JSON, or a broken multipart form).",
         401: "Missing or wrong API key.",
         404: "No such job or model.",
@@ -241,3 +266,58 @@ class UsagePublic(BaseModel):
     temp_bytes: int = Field(
         0, description="Half-written checkpoints a killed write left, until the job resumes."
     )
+
+
+class ComparedJobPublic(BaseModel):
+    job_id: int
+    model: str
+    status: JobState
+    params: dict[str, Any]
+    sweep_id: int | None
+    series: dict[str, list[tuple[int, float | None]]] = Field(
+        description="Per metric, [epoch, value] pairs by epoch; null where NaN or infinite."
+    )
+
+
+class ComparisonPublic(BaseModel):
+    names: list[str] = Field(description="The metrics asked for, else every one found.")
+    data: list[ComparedJobPublic] = Field(description="One entry per job, in the order asked.")
+
+
+class PredictionPublic(BaseModel):
+    """Which job answered and the alias that picked it; the model's answer follows."""
+
+    job_id: int = Field(description="The job (version) whose checkpoint answered.")
+    alias: str | None = Field(
+        description="The alias that picked the job: production without job_id or alias; "
+        "null for job_id alone."
+    )
+    model: str
+
+
+def prediction_schema(path_name: str, specs: Sequence[ModelSpec]) -> Any:
+    """What ``POST /predict/{path_name}`` answers: PredictionPublic's fields, then the answer
+    of the model that answered (one class per shape the models can give).
+
+    Documentation only: the routes return orjson bytes, never validated against it.
+    """
+    names = tuple(spec.name for spec in specs)
+    shapes = list(dict.fromkeys(shape for spec in specs for shape in spec.answer_models()))
+    stem = "".join(part.capitalize() for part in path_name.split("_"))
+    classes = [
+        create_model(
+            f"{stem}{shape.__name__.removesuffix('Answer') if len(shapes) > 1 else ''}Prediction",
+            __base__=PredictionPublic,
+            __doc__=shape.__doc__,
+            model=(Literal[names], Field(description="The model that answered.")),
+            **{name: (field.annotation, field) for name, field in shape.model_fields.items()},
+        )
+        for shape in shapes
+    ]
+    return functools.reduce(operator.or_, classes)
+
+
+def prediction_responses(path_name: str, specs: Sequence[ModelSpec]) -> dict[int | str, Any]:
+    """The ``responses`` of a prediction route: its answer (``prediction_schema``)."""
+    model = prediction_schema(path_name, specs)
+    return {200: {"model": model, "description": "The prediction and the job that made it."}}

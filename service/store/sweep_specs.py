@@ -7,8 +7,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from torchkiln.models.common.schedules import MetricName, mode_for
+from torchkiln.models.common.schedules import MetricName, Mode, mode_for
 from torchkiln.service.store.patterns import DEVICE_PATTERN
+from torchkiln.service.store.states import StopKind, SweepState, TrialState
 from torchkiln.service.store.whole_numbers import WholeNumber
 
 MAX_TRIALS = 256
@@ -86,7 +87,7 @@ class SweepCreate(_Strict):
         1, ge=1, le=MAX_TRIALS, description="Random draws per grid point (grid only: 1)."
     )
     metric: MetricName = "val_loss"
-    mode: Literal["min", "max"] | None = Field(None, description="null: from the metric name.")
+    mode: Mode | None = Field(None, description="null: from the metric name.")
     priority: WholeNumber = Field(-10, ge=-1000, le=1000, description="Below interactive jobs (0).")
     device: str = Field("auto", pattern=DEVICE_PATTERN)
     seed: WholeNumber = Field(0, ge=0, le=2**31 - 1, description="Seeds the random draws.")
@@ -103,20 +104,21 @@ class TrialPublic(BaseModel):
     rank: int = Field(description="1 = best by the sweep's metric; trials without a value last.")
     job_id: int
     params: dict[str, Any] = Field(description="This trial's values of the searched options.")
-    status: str = Field(description="The job's status, or pruned (stopped by halving).")
+    status: TrialState = Field(description="The job's status, or pruned (stopped by halving).")
     epoch: int
     epochs: int
     best_value: float | None
     best_epoch: int | None
     stop_reason: str | None
+    stop_kind: StopKind | None = Field(None, description="The kind of stop_reason.")
 
 
 class SweepPublic(BaseModel):
     id: int
     model: str
     metric: str
-    mode: str
-    status: str = Field(
+    mode: Mode
+    status: SweepState = Field(
         description="running until every trial has ended, then finished; after POST "
         "/sweeps/{id}/cancel, cancelling until its running trials stop, then cancelled."
     )

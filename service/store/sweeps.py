@@ -22,7 +22,10 @@ from torchkiln.service.store.states import (
     TERMINAL,
     TRIAL_PRUNED,
     JobState,
+    StopKind,
     SweepState,
+    TrialState,
+    stop_kind,
 )
 from torchkiln.service.store.sweep_specs import MAX_TRIALS, Choice, Range, SweepCreate
 from torchkiln.service.store.tables import MAX_ROW_ID, Job, MetricPoint, Sweep
@@ -104,9 +107,10 @@ class Trial:
     best_epoch: int | None
 
     @property
-    def status(self) -> str:
-        reason = self.job.stop_reason or ""
-        return TRIAL_PRUNED if reason.startswith(TRIAL_PRUNED) else str(self.job.status)
+    def status(self) -> TrialState:
+        if stop_kind(self.job.stop_reason) == StopKind.PRUNED:
+            return TrialState.PRUNED
+        return TrialState(self.job.status)
 
 
 def best_values(

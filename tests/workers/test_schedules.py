@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from tests.utils.fit_runs import CPU, run_fit
 from torchkiln.models import REGISTRY
 from torchkiln.service.store.checkpoint_files import load_checkpoint, save_checkpoint
+from torchkiln.service.store.states import StopKind, stop_kind
 from torchkiln.workers.checkpoint_payload import checkpoint_payload, restore_state
 from torchkiln.workers.early_stopping import MetricMissing
 from torchkiln.workers.training import FitOutcome, new_state
@@ -60,6 +61,7 @@ def test_early_stopping_ends_within_patience_plus_one_of_the_best() -> None:
     assert result.reason is not None and result.reason.startswith(
         "early stopping: val_loss did not improve by 0.001 for 4 epochs (best "
     )
+    assert stop_kind(result.reason) == StopKind.EARLY_STOPPING
 
 
 def test_early_stopping_on_an_accuracy_waits_for_it_to_rise() -> None:

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from torchkiln.service.api.deps import ReadSessionDep
 from torchkiln.service.api.row_ids import parse_row_id
+from torchkiln.service.api.schemas import ComparisonPublic
 from torchkiln.service.store import jobs, metric_history
 from torchkiln.service.store.errors import InvalidInput
 
@@ -55,7 +56,8 @@ def series_by_name(points: list[metric_history.Point]) -> dict[str, list[list[An
     }
 
 
-@router.get("/compare")
+# Documented, not validated: the body is encoded by orjson (histories can be long).
+@router.get("/compare", responses={200: {"model": ComparisonPublic}})
 def compare_jobs(
     session: ReadSessionDep,
     ids: Annotated[list[str], Query(description="Job ids, comma-separated: ids=3,5,8.")],

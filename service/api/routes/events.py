@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header
+from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
@@ -128,10 +129,34 @@ def parse_cursor(last_event_id: str | None) -> int | None:
     return cursor
 
 
+class EpochEventData(BaseModel):
+    """An ``epoch`` event's data: one finished epoch's metrics (null where not finite)."""
+
+    epoch: int
+    epochs: int
+    metrics: dict[str, float | None]
+    status: JobState
+
+
+class StateEventData(BaseModel):
+    """A ``status`` event's data (at each state change), or the ``end`` event's (the last)."""
+
+    status: JobState
+    epoch: int
+    epochs: int
+    error: str | None
+
+
 @router.get(
     "/{job_id}/events",
     response_class=EventSourceResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    # Each event's data schema is added by openapi_contract (it needs the components).
+    responses={
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "Server-Sent Events: epoch, status, end.",
+        }
+    },
 )
 async def stream_job_events(
     job_id: int,

@@ -22,6 +22,15 @@ from torchkiln.models import REGISTRY
 from torchkiln.models.common.registry import ModelSpec, TensorSignature, TensorSpec
 from torchkiln.service.api.deps import EngineDep, ModelCacheDep
 from torchkiln.service.api.errors import ERROR_STATUS
+from torchkiln.service.api.protocol_schemas import (
+    InferResponsePublic,
+    ModelMetadataPublic,
+    ModelReadyPublic,
+    ServerLivePublic,
+    ServerMetadataPublic,
+    ServerReadyPublic,
+    answers,
+)
 from torchkiln.service.api.schemas import ERROR_RESPONSES
 from torchkiln.service.api.serving.predictions import LoadedModel, ModelCache
 from torchkiln.service.api.serving.tensor_codec import (
@@ -105,17 +114,17 @@ def tensor_metadata(specs: tuple[TensorSpec, ...]) -> list[dict[str, Any]]:
     return [{"name": s.name, "datatype": s.datatype, "shape": list(s.shape)} for s in specs]
 
 
-@router.get("")
+@router.get("", responses=answers(ServerMetadataPublic))
 async def v2_server_metadata() -> Response:
     return ok(SERVER)
 
 
-@router.get("/health/live")
+@router.get("/health/live", responses=answers(ServerLivePublic))
 async def v2_server_live() -> Response:
     return ok({"live": True})
 
 
-@router.get("/health/ready")
+@router.get("/health/ready", responses=answers(ServerReadyPublic))
 def v2_server_ready(engine: EngineDep) -> Response:
     """Ready when the database answers at the newest migration (no worker needed to serve)."""
     try:
@@ -148,13 +157,13 @@ def model_metadata(name: str, version: str | None, engine: EngineDep) -> Respons
     return protocol_errors(build)
 
 
-@router.get("/models/{name}")
+@router.get("/models/{name}", responses=answers(ModelMetadataPublic))
 def v2_model_metadata(name: str, engine: EngineDep) -> Response:
     """Inputs and outputs (names, datatypes, shapes; -1: any size) and the versions (job ids)."""
     return model_metadata(name, None, engine)
 
 
-@router.get("/models/{name}/versions/{version}")
+@router.get("/models/{name}/versions/{version}", responses=answers(ModelMetadataPublic))
 def v2_model_version_metadata(name: str, version: str, engine: EngineDep) -> Response:
     return model_metadata(name, version, engine)
 
@@ -168,13 +177,13 @@ def model_ready(name: str, version: str | None, cache: ModelCache) -> Response:
     return protocol_errors(check)
 
 
-@router.get("/models/{name}/ready")
+@router.get("/models/{name}/ready", responses=answers(ModelReadyPublic))
 def v2_model_ready(name: str, cache: ModelCacheDep) -> Response:
     """200 when a version answers (the production one); 4xx naming why not."""
     return model_ready(name, None, cache)
 
 
-@router.get("/models/{name}/versions/{version}/ready")
+@router.get("/models/{name}/versions/{version}/ready", responses=answers(ModelReadyPublic))
 def v2_model_version_ready(name: str, version: str, cache: ModelCacheDep) -> Response:
     return model_ready(name, version, cache)
 
@@ -233,7 +242,14 @@ def run_network(
     return named
 
 
-@router.post("/models/{name}/infer")
+# With binary outputs: the JSON, then the tensors' bytes.
+INFER_RESPONSES = answers(
+    InferResponsePublic,
+    {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+)
+
+
+@router.post("/models/{name}/infer", responses=INFER_RESPONSES)
 async def v2_infer(name: str, request: Request, cache: ModelCacheDep) -> Response:
     """Inference on the production version (or ``parameters.alias``), JSON or binary tensors."""
     body = await request.body()
@@ -242,7 +258,7 @@ async def v2_infer(name: str, request: Request, cache: ModelCacheDep) -> Respons
     )
 
 
-@router.post("/models/{name}/versions/{version}/infer")
+@router.post("/models/{name}/versions/{version}/infer", responses=INFER_RESPONSES)
 async def v2_infer_version(
     name: str, version: str, request: Request, cache: ModelCacheDep
 ) -> Response:

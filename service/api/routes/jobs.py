@@ -29,7 +29,7 @@ from torchkiln.service.store import (
 )
 from torchkiln.service.store.db import write_session
 from torchkiln.service.store.init_sources import require_init_sources
-from torchkiln.service.store.states import TERMINAL, JobState
+from torchkiln.service.store.states import TERMINAL, JobState, stop_kind
 from torchkiln.service.store.tables import MAX_ROW_ID, Job, utcnow
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -53,6 +53,7 @@ def job_public(
         waiting_reason=waiting_reason,
         queue_estimate_s=queue_estimate_s,
         duration_s=_duration_s(job.started_at, job.finished_at, job.status),
+        stop_kind=stop_kind(job.stop_reason),
     )
 
 

@@ -21,6 +21,7 @@ from torchkiln.models import REGISTRY
 from torchkiln.models.common.images import ImageLimits, request_pixels
 from torchkiln.models.common.registry import ModelSpec
 from torchkiln.service.api.deps import ModelCacheDep
+from torchkiln.service.api.schemas import prediction_responses
 from torchkiln.service.api.serving.predictions import ModelCache, predict
 from torchkiln.service.store.errors import InvalidInput, UnsupportedBody
 from torchkiln.service.store.patterns import ALIAS_PATTERN
@@ -80,7 +81,11 @@ def add_json_route(spec: ModelSpec) -> None:
 
     predict_model.__doc__ = f"{spec.summary} Answers from the production version, job_id or alias."
     router.add_api_route(
-        f"/{spec.name}", predict_model, methods=["POST"], name=f"predict_{spec.name}"
+        f"/{spec.name}",
+        predict_model,
+        methods=["POST"],
+        name=f"predict_{spec.name}",
+        responses=prediction_responses(spec.name, [spec]),
     )
 
 
@@ -173,6 +178,7 @@ def add_upload_route(path_name: str, specs: list[ModelSpec], summary: str) -> No
         methods=["POST"],
         name=f"predict_{path_name}",
         openapi_extra={"requestBody": upload_body_schema(inputs_model)},
+        responses=prediction_responses(path_name, specs),
     )
 
 

@@ -11,7 +11,12 @@ router = APIRouter(tags=["observability"])
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}}},
+    responses={
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "Prometheus's text exposition format.",
+        }
+    },
     name="read_prometheus_metrics",  # the operation id; read_metrics is a job's history
 )
 def read_metrics(request: Request) -> Response:

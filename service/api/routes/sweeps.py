@@ -9,12 +9,13 @@ from fastapi.exceptions import RequestValidationError
 
 from torchkiln.service.api.deps import EngineDep, ReadSessionDep, SettingsDep
 from torchkiln.service.api.routes.jobs import validate_params
+from torchkiln.service.api.schemas import ErrorPublic
 from torchkiln.service.store import aliases, sweeps
 from torchkiln.service.store.cache_markers import touch_aliases
 from torchkiln.service.store.db import read_session, write_session
 from torchkiln.service.store.errors import NoSweepWinner
 from torchkiln.service.store.init_sources import require_init_sources
-from torchkiln.service.store.states import SWEEP_SETTLED
+from torchkiln.service.store.states import SWEEP_SETTLED, stop_kind
 from torchkiln.service.store.sweep_specs import (
     PromoteBody,
     SweepBoard,
@@ -51,6 +52,7 @@ def trial_public(rank: int, trial: sweeps.Trial, searched: list[str]) -> TrialPu
         best_value=trial.best_value,
         best_epoch=trial.best_epoch,
         stop_reason=job.stop_reason,
+        stop_kind=stop_kind(job.stop_reason),
     )
 
 
@@ -111,7 +113,7 @@ def read_sweep(sweep_id: int, engine: EngineDep) -> SweepBoard:
 @router.post(
     "/{sweep_id}/cancel",
     response_model=SweepPublic,
-    responses={409: {"description": "The sweep has already ended."}},
+    responses={409: {"model": ErrorPublic, "description": "The sweep has already ended."}},
 )
 def cancel_sweep(sweep_id: int, engine: EngineDep) -> SweepPublic:
     """Cancel the trials still queued (now) or running (at their next batch)."""

@@ -14,6 +14,7 @@ from torchkiln.service.api.schemas import (
     AliasesPublic,
     AliasPublic,
     AliasSet,
+    ErrorPublic,
     UsagePublic,
     VersionPublic,
     VersionsPublic,
@@ -31,6 +32,7 @@ from torchkiln.service.store.tables import ModelAlias
 
 router = APIRouter(tags=["versions"])
 
+BINARY = {"type": "string", "format": "binary"}
 AliasPath = Annotated[str, Path(pattern=ALIAS_PATTERN, description="e.g. champion")]
 
 
@@ -122,7 +124,12 @@ def reannounce(engine: Engine, settings: Settings, model: str) -> None:
 @router.get(
     "/jobs/{job_id}/checkpoint",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={
+        200: {
+            "content": {"application/octet-stream": {"schema": BINARY}},
+            "description": "A safetensors file (Content-Disposition names it).",
+        }
+    },
 )
 def download_checkpoint(job_id: int, session: ReadSessionDep, settings: SettingsDep) -> Response:
     """The serving weights (best, else last) as safetensors; metadata has model and options."""
@@ -141,8 +148,17 @@ ExportFormat = Literal["onnx", "torch_export", "safetensors"]
     "/jobs/{job_id}/export",
     response_class=Response,
     responses={
-        200: {"content": {"application/onnx": {}, "application/octet-stream": {}}},
-        501: {"description": "The format's optional packages are not installed."},
+        200: {
+            "content": {
+                "application/onnx": {"schema": BINARY},
+                "application/octet-stream": {"schema": BINARY},
+            },
+            "description": "The file (Content-Disposition names it): ONNX, .pt2 or safetensors.",
+        },
+        501: {
+            "model": ErrorPublic,
+            "description": "The format's optional packages are not installed.",
+        },
     },
 )
 def export_job(

@@ -68,7 +68,9 @@ def parse_request(body: bytes, header_length: str | None) -> tuple[InferRequest,
     """The JSON part of the body as a request, and the binary tensor bytes after it."""
     split = len(body)
     if header_length is not None:
-        if not header_length.isdigit() or int(header_length) > len(body):
+        # isascii: "²".isdigit() is true, and int() refuses it.
+        is_number = header_length.isascii() and header_length.isdigit()
+        if not is_number or int(header_length) > len(body):
             raise ProtocolError(f"{HEADER_LENGTH} {header_length!r} does not fit the body")
         split = int(header_length)
     try:

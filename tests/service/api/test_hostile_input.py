@@ -244,8 +244,10 @@ def test_sweep_counts_take_whole_floats_too(client: TestClient) -> None:
 
 
 def test_the_image_schema_states_the_exactly_one_rule(client: TestClient) -> None:
-    body = client.get("/openapi.json").json()["paths"]["/predict/mnist"]["post"]["requestBody"]
-    rule = body["content"]["application/json"]["schema"]["oneOf"]
+    schema = client.get("/openapi.json").json()
+    body = schema["paths"]["/predict/mnist"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"] == {"$ref": "#/components/schemas/MnistInputs"}
+    rule = schema["components"]["schemas"]["MnistInputs"]["oneOf"]
     assert [branch["required"] for branch in rule] == [["image"], ["images"]]
 
 

@@ -72,8 +72,9 @@ CONFIG = SchemathesisConfig.from_dict(
             },
             {
                 # The coverage phase builds its cases at collection; for the 28x28 and
-                # 32x32x3 image bodies that alone takes minutes. Fuzzing still covers them.
-                "include-path-regex": "^/predict/(mnist|cifar)",
+                # 32x32x3 image bodies (sequential takes either) that alone takes minutes.
+                # Fuzzing still covers them.
+                "include-path-regex": "^/predict/(mnist|cifar|sequential)",
                 "phases": {"coverage": {"enabled": False}},
             },
         ],

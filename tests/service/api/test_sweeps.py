@@ -83,6 +83,8 @@ def test_the_leaderboard_is_ordered_by_the_metric_and_names_a_winner(client: Tes
     assert [t["job_id"] for t in running["leaderboard"]][:3] == [ids[1], ids[2], ids[0]]
     assert running["leaderboard"][3]["best_value"] is None  # queued: last
     assert running["leaderboard"][0]["status"] == "pruned"
+    assert [t["stop_kind"] for t in running["leaderboard"][:2]] == ["pruned", None]
+    assert client.get(f"/jobs/{ids[1]}").json()["stop_kind"] == "pruned"
     assert running["leaderboard"][1]["best_epoch"] == 1
     assert running["leaderboard"][0]["params"] == {"seed": 2}
     run_next(engine, [0.1], "val_accuracy")

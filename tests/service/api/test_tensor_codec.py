@@ -47,3 +47,10 @@ def test_bytes_outputs_are_class_names_as_json_or_length_prefixed() -> None:
     packed = encode_output(spec, names, binary=True)
     assert packed.data == b"\x03\x00\x00\x00cat\x08\x00\x00\x00airplane"
     assert packed.entry["parameters"] == {"binary_data_size": len(packed.data)}
+
+
+@pytest.mark.parametrize("length", ["²", "٣", "-1", "99"])
+def test_a_header_length_that_is_no_plain_number_or_too_long_is_refused(length: str) -> None:
+    # A server decodes header bytes as latin-1: b"\xb2" is "²", a digit to isdigit(), not int().
+    with pytest.raises(ProtocolError, match="does not fit"):
+        parse_request(b'{"inputs": []}', length)

@@ -5,17 +5,20 @@ of the seed MLP (784-512-256-128-64-10, torch.manual_seed(0) weights, as the anc
 starts ``torchkiln serve`` with no training workers, and drives ``POST /predict/mnist`` with
 wrk: the same 28x28 PNG each time as a multipart ``file`` field, at each connection count for
 ``--duration`` seconds, after a 2-second warm-up at 8 connections that is not counted.
-Prints req/s, p50 and p99, medians of ``--repeats`` rounds.
+Prints req/s, p50 and p99, medians of ``--repeats`` rounds. ``--processes 1 2`` starts one
+server per count (``torchkiln serve --processes N``) and drives them in turns.
 
 ``--ceiling`` also starts ``../shared/anchors/ceiling``'s ``minimal`` app (uvicorn, one
 process, no access log) and drives it with the same script in turns with ours, printing
-ours/minimal; then it restarts ours twice, ``TORCHKILN_BATCHING=on`` and ``off``, and compares
-them at ``--batching-connections``. ``--torchserve`` then runs
-``../shared/anchors/torchserve/run.sh`` (TorchServe 0.12, same network, same kind of PNG) in
-this same invocation and prints ours/theirs.
+ours (one process)/minimal; then it starts ours twice more, one process each,
+``TORCHKILN_BATCHING=on`` and ``off``, and compares them at ``--batching-connections``.
+``--torchserve`` runs ``../shared/anchors/torchserve/run.sh`` (TorchServe 0.12, 2 workers,
+same network, same kind of PNG) after each of our rounds, while ours idle, and prints
+ours/theirs.
 
     .venv/bin/python bench/predict.py [--connections 1 8] [--duration 10] [--repeats 1]
-                                      [--processes 1] [--ceiling] [--batching-connections 64]
+                                      [--processes 1 [2 ...]] [--ceiling]
+                                      [--batching-connections 64]
                                       [--torchserve]
 """
 
@@ -32,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +47,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from tests.utils.live_server import LiveServer, free_port  # noqa: E402
+from tests.utils.prometheus_text import sample  # noqa: E402
 from tests.utils.seeded_jobs import seed_mlp_job  # noqa: E402
 from torchkiln.service.store.settings import Settings  # noqa: E402
 
@@ -179,9 +184,14 @@ def start_ours(settings: Settings, log_path: Path, processes: int, job_id: int) 
 
 
 def measure(
-    urls: dict[str, str], script: Path, connections: list[int], args: argparse.Namespace
+    urls: dict[str, str],
+    script: Path,
+    connections: list[int],
+    args: argparse.Namespace,
+    after_round: Callable[[], None] | None = None,
 ) -> dict[str, dict[int, Load]]:
-    """Every server at every count, ``--repeats`` rounds taking turns; medians."""
+    """Every server at every count, ``--repeats`` rounds taking turns, ``after_round()``
+    after each; medians."""
     samples: dict[str, dict[int, list[Load]]] = {name: {} for name in urls}
     for url in urls.values():
         # Warm each HTTP process first: its first prediction pays one-time set-up
@@ -194,10 +204,16 @@ def measure(
             for name, url in urls.items():
                 load = run_wrk(f"{url}/predict/mnist", script, count, args.duration)
                 samples[name].setdefault(count, []).append(load)
+        if after_round is not None:
+            after_round()
     return {
         name: {count: median_load(loads) for count, loads in by_count.items()}
         for name, by_count in samples.items()
     }
+
+
+def ours_name(processes: int) -> str:
+    return f"torchkiln ({processes} proc)"
 
 
 def main() -> None:
@@ -205,7 +221,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=1, help="rounds; medians are printed")
-    parser.add_argument("--processes", type=int, default=1, help="our HTTP processes")
+    parser.add_argument(
+        "--processes", type=int, nargs="+", default=[1], help="our HTTP processes, each count"
+    )
     parser.add_argument("--torchserve", action="store_true", help="also run the anchor")
     parser.add_argument(
         "--ceiling", action="store_true", help="also the minimal ceiling app, and batching on/off"
@@ -215,7 +233,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for noisy in ("httpx", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
     with tempfile.TemporaryDirectory() as tmp:
@@ -227,15 +246,31 @@ def main() -> None:
         script = root / "post.lua"
         multipart_lua(png, script)
         with contextlib.ExitStack() as stack:
-            ours = start_ours(settings, root / "server.log", args.processes, job_id)
-            stack.callback(ours.stop)
-            urls = {"torchkiln": ours.url}
+            urls = {}
+            for processes in args.processes:
+                log_path = root / f"server-{processes}.log"
+                ours = start_ours(settings, log_path, processes, job_id)
+                stack.callback(ours.stop)
+                urls[ours_name(processes)] = ours.url
             if args.ceiling:
                 ceiling = CeilingServer(root / "ceiling.log")
                 stack.callback(ceiling.stop)
                 ceiling.start(png.read_bytes())
                 urls["minimal"] = ceiling.url
-            loads = measure(urls, script, args.connections, args)
+            # TorchServe between our rounds, so both see the machine as it is then.
+            torchserve: dict[int, list[Load]] = {}
+
+            def torchserve_round() -> None:
+                for count, runs in run_torchserve(args.connections).items():
+                    torchserve.setdefault(count, []).extend(runs)
+
+            after_round = torchserve_round if args.torchserve else None
+            loads = measure(urls, script, args.connections, args, after_round)
+            log_batch_sizes(urls)
+            if torchserve:
+                loads["torchserve (2 workers)"] = {
+                    count: median_load(runs) for count, runs in torchserve.items()
+                }
             batching: dict[str, dict[int, Load]] = {}
             if args.ceiling and args.batching_connections:
                 stack.close()  # only the two servers compared run now
@@ -244,16 +279,25 @@ def main() -> None:
                     server = start_ours(
                         settings.model_copy(update={"batching": mode}),
                         root / f"batching-{mode}.log",
-                        args.processes,
+                        1,
                         job_id,
                     )
                     stack.callback(server.stop)
-                    batch_urls[f"batching {mode}"] = server.url
+                    batch_urls[f"batching {mode} (1 proc)"] = server.url
                 batching = measure(batch_urls, script, [args.batching_connections], args)
-    if args.torchserve:
-        ran = run_torchserve([count for _ in range(args.repeats) for count in args.connections])
-        loads["torchserve"] = {count: median_load(runs) for count, runs in ran.items()}
+                log_batch_sizes(batch_urls)
     report(loads, batching, args)
+
+
+def log_batch_sizes(urls: dict[str, str]) -> None:
+    """Each torchkiln server's mean samples per forward pass over the whole run."""
+    for name, url in urls.items():
+        if name.startswith("torchkiln") or name.startswith("batching"):
+            text = httpx.get(f"{url}/metrics", timeout=30).text
+            passes = sample(text, "torchkiln_predict_batch_size_count", model="mnist_mlp")
+            samples = sample(text, "torchkiln_predict_batch_size_sum", model="mnist_mlp")
+            if passes and samples:
+                logger.info("%s: %.1f samples per forward pass", name, samples / passes)
 
 
 def report(
@@ -261,21 +305,14 @@ def report(
     batching: dict[str, dict[int, Load]],
     args: argparse.Namespace,
 ) -> None:
-    processes = "process" if args.processes == 1 else "processes"
-    logger.info(
-        "medians of %d run(s) of %d s; torchkiln: %d HTTP %s",
-        args.repeats,
-        args.duration,
-        args.processes,
-        processes,
-    )
+    logger.info("medians of %d run(s) of %d s each", args.repeats, args.duration)
     header = ("server", "conns", "req/s", "p50 ms", "p99 ms", "non-2xx")
-    logger.info("%-24s %6s %10s %9s %9s %8s", *header)
+    logger.info("%-26s %6s %10s %9s %9s %8s", *header)
     for table in (loads, batching):
         for name, by_count in table.items():
             for count, load in sorted(by_count.items()):
                 logger.info(
-                    "%-24s %6d %10.0f %9.2f %9.2f %8d",
+                    "%-26s %6d %10.0f %9.2f %9.2f %8d",
                     name,
                     count,
                     load.requests_per_s,
@@ -283,14 +320,17 @@ def report(
                     load.p99_ms,
                     load.errors,
                 )
-    for name, theirs in (
-        ("minimal", loads.get("minimal")),
-        ("torchserve", loads.get("torchserve")),
-    ):
-        if theirs is not None:
-            ratios(f"torchkiln/{name}", loads["torchkiln"], theirs)
+    logger.info("%-26s %6s %10s %9s %9s", "ratio", "conns", "req/s", "p50", "p99")
+    if "minimal" in loads and 1 in args.processes:
+        # The ceiling is one process: so is the torchkiln it is compared with.
+        ratios(f"{ours_name(1)}/minimal", loads[ours_name(1)], loads["minimal"])
+    for name, theirs in loads.items():
+        if name.startswith("torchserve"):
+            for processes in args.processes:
+                ratios(f"{ours_name(processes)}/torchserve", loads[ours_name(processes)], theirs)
     if batching:
-        ratios("batching on/off", batching["batching on"], batching["batching off"])
+        on, off = batching.values()
+        ratios("batching on/off", on, off)
 
 
 def ratios(label: str, ours: dict[int, Load], theirs: dict[int, Load]) -> None:
@@ -298,7 +338,7 @@ def ratios(label: str, ours: dict[int, Load], theirs: dict[int, Load]) -> None:
     for count in sorted(ours.keys() & theirs.keys()):
         mine, other = ours[count], theirs[count]
         logger.info(
-            "%-24s %6d %9.2fx %8.2fx %8.2fx",
+            "%-26s %6d %9.2fx %8.2fx %8.2fx",
             label,
             count,
             mine.requests_per_s / other.requests_per_s,

@@ -35,4 +35,4 @@ lint: setup
 bench: setup  ## benchmarks: print timings and ratios measured side by side
 	$(BIN)/python bench/metrics_history.py
 	$(BIN)/python bench/train_speed.py
-	$(BIN)/python bench/predict.py --torchserve
+	$(BIN)/python bench/predict.py --ceiling --torchserve --repeats 3

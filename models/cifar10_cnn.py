@@ -21,6 +21,7 @@ from torchkiln.models.common.images import ImageLimits, cifar_pixels
 from torchkiln.models.common.options import ClassificationLoss
 from torchkiln.models.common.registry import (
     BatchAugment,
+    Batching,
     DataRoot,
     ModelSpec,
     TrainingData,
@@ -132,6 +133,7 @@ def augment(options: Cifar10Options) -> BatchAugment | None:
     return crop_and_flip
 
 
+# Per sample: 515 us alone here, 304 us in eights, 406 us in 32s (1 thread).
 SPEC = register(
     ModelSpec(
         name="cifar10_cnn",
@@ -152,5 +154,6 @@ SPEC = register(
             lambda pixels: normalise_cifar(pixels.permute(0, 3, 1, 2)),
             CIFAR_CLASSES,
         ),
+        batching=Batching(max_size=8),
     )
 )

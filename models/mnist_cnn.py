@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from torchkiln.models.common.registry import register
+from torchkiln.models.common.registry import Batching, register
 from torchkiln.models.mnist_mlp import SIDE, MnistOptions, mnist_spec
 
 CHANNELS = (1, 32, 64)
@@ -36,6 +36,13 @@ def build(options: MnistOptions) -> nn.Module:
     return nn.Sequential(*layers)
 
 
+# Convolutions cost per sample: 438 us for one here, 313 us a sample in eights, 292 in 32s
+# (1 thread); small batches keep one forward pass from holding the event loop for long.
 SPEC = register(
-    mnist_spec("mnist_cnn", "Two-block CNN (32, 64 channels) classifying MNIST digits.", build)
+    mnist_spec(
+        "mnist_cnn",
+        "Two-block CNN (32, 64 channels) classifying MNIST digits.",
+        build,
+        Batching(max_size=8),
+    )
 )

@@ -23,6 +23,7 @@ from torchkiln.models.common.images import ImageLimits, mnist_pixels
 from torchkiln.models.common.options import ClassificationLoss
 from torchkiln.models.common.registry import (
     BatchAugment,
+    Batching,
     DataRoot,
     ModelSpec,
     TrainingData,
@@ -133,8 +134,11 @@ def augment(options: ImageOptions) -> BatchAugment | None:
     return shift
 
 
-def mnist_spec(name: str, summary: str, build: Callable[[MnistOptions], nn.Module]) -> ModelSpec:
-    """A spec with the MNIST data, inputs and outputs; mnist_cnn differs only in its network."""
+def mnist_spec(
+    name: str, summary: str, build: Callable[[MnistOptions], nn.Module], batching: Batching
+) -> ModelSpec:
+    """A spec with the MNIST data, inputs and outputs; mnist_cnn differs in its network (and
+    so in how many samples a shared forward pass is worth)."""
     return ModelSpec(
         name=name,
         summary=summary,
@@ -149,10 +153,18 @@ def mnist_spec(name: str, summary: str, build: Callable[[MnistOptions], nn.Modul
         decode_upload=decode_upload,
         augment=augment,
         tags=("mnist",),
+        batching=batching,
         tensors=image_tensors((SIDE, SIDE), lambda pixels: normalise_mnist(pixels.unsqueeze(1))),
     )
 
 
+# Its forward pass reads all 2.3 MB of weights whatever the batch: 153 us for one sample here,
+# 247 us for eight, 450 us for 32 (1 thread).
 SPEC = register(
-    mnist_spec("mnist_mlp", "784-512-256-128-64-10 ReLU MLP classifying MNIST digits.", build)
+    mnist_spec(
+        "mnist_mlp",
+        "784-512-256-128-64-10 ReLU MLP classifying MNIST digits.",
+        build,
+        Batching(max_size=32),
+    )
 )

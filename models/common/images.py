@@ -7,6 +7,7 @@ status the service answers with; no other exception type escapes ``decode_image`
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -314,12 +315,22 @@ def _ink_levels(grey: np.ndarray) -> np.ndarray:
             "no ink found: the image is one flat shade; draw the digit in a colour that stands "
             "out from the background"
         )
+    return _level_table(is_light, background, contrast)[grey]
+
+
+@functools.lru_cache(maxsize=1024)
+def _level_table(is_light: bool, background: int, contrast: int) -> np.ndarray:
+    """A 256-entry table: one indexing pass does inversion and contrast stretching together.
+
+    Kept per (polarity, background, contrast): building it is most of ``_ink_levels``'s
+    cost for a small image, and few combinations occur.
+    """
     levels = np.arange(256, dtype=np.float32)
     if is_light:
         levels = 255 - levels
-    # A 256-entry table: one indexing pass does inversion and contrast stretching together.
     table = np.clip((levels - background) * (255 / contrast), 0, 255).round().astype(np.uint8)
-    return table[grey]
+    table.flags.writeable = False
+    return table
 
 
 def _border_median(grey: np.ndarray) -> int:
@@ -339,7 +350,7 @@ def _fit_box(ink: np.ndarray, box: int) -> np.ndarray:
     if (width, height) != size:
         # Float ("F") resampling keeps faint thin strokes from rounding away when shrunk a lot.
         image = Image.fromarray(digit).resize(size, _RESAMPLE, reducing_gap=_REDUCING_GAP)
-        digit = np.clip(np.asarray(image), 0, None)
+        digit = np.maximum(np.asarray(image), 0)  # np.clip(.., 0, None), without its wrapper
     peak = float(digit.max())
     if peak <= 0:
         raise BlankImage("no ink left at 20x20: the strokes are too thin; draw them bolder")

@@ -85,6 +85,18 @@ class TensorSignature:
 
 
 @dataclass(frozen=True)
+class Batching:
+    """How the service coalesces concurrent predictions of one version into one forward pass.
+
+    A batch holds at most ``max_size`` samples; a queued prediction waits at most
+    ``max_wait_s`` for others still being decoded, and a lone one never waits.
+    """
+
+    max_size: int = 32
+    max_wait_s: float = 0.002
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """Everything the service and workers need to know about one model.
 
@@ -102,6 +114,8 @@ class ModelSpec:
     inputs and outputs), ``describe(options)`` a summary of the network without training it
     (``POST /models/{name}/summary``), and ``presets`` ready-made params to start from.
     ``tensors`` (optional) describes the model in named tensors (Open Inference Protocol).
+    ``batching`` (optional): serve concurrent predictions in shared forward passes; for networks
+    whose forward pass costs about the same for one sample as for several.
     """
 
     name: str
@@ -124,6 +138,7 @@ class ModelSpec:
     describe: Callable[[Any], BaseModel] | None = None
     presets: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     tensors: TensorSignature | None = None
+    batching: Batching | None = None
 
     def parse_options(self, params: dict[str, Any], *, strict: bool = False) -> TrainOptions:
         """Validate job params against this model's option schema (raises ValidationError).

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from torchkiln.service.api.body_limits import BodyLimit, KeyBeforeBody
 from torchkiln.service.api.deps import require_api_key, require_plain_path_ids
+from torchkiln.service.api.direct_routes import DirectRoute
 from torchkiln.service.api.errors import add_error_handlers
 from torchkiln.service.api.openapi_contract import state_the_rules
 from torchkiln.service.api.prometheus import PredictTimer, make_telemetry
@@ -33,6 +34,7 @@ from torchkiln.service.api.routes.model_designs import router as model_designs_r
 from torchkiln.service.api.routes.sweeps import router as sweeps_router
 from torchkiln.service.api.routes.web import mount_web
 from torchkiln.service.api.schemas import ERROR_RESPONSES
+from torchkiln.service.api.serving.batching import batching_policy
 from torchkiln.service.api.serving.predictions import ModelCache
 from torchkiln.service.api.serving.warmup import warm_up
 from torchkiln.service.store.db import make_engine, upgrade_database
@@ -74,8 +76,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.model_cache = ModelCache(engine, settings.artifacts_dir)
     app.state.telemetry = make_telemetry(engine)
+    app.state.model_cache = ModelCache(
+        engine,
+        settings.artifacts_dir,
+        batching=lambda spec: batching_policy(spec, settings),
+        observe_batch=app.state.telemetry.predict.observe_batch,
+    )
     protected = [Depends(require_api_key), Depends(require_plain_path_ids)]
     app.include_router(health.router)
     # compare first: /jobs/{job_id} in the jobs router would otherwise take /jobs/compare;
@@ -89,6 +96,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Its errors are the protocol's {"error": ...}, not ERROR_RESPONSES' {"detail": ...}.
     app.include_router(inference_v2.router, dependencies=protected)
     mount_web(app)
+    # First in the walk: the common upload predictions skip it (direct_routes.py).
+    for route in predict.upload_routes():
+        app.router.routes.insert(0, DirectRoute(route, settings, app.state.model_cache))
     app.add_middleware(
         BodyLimit,
         json_limit=settings.max_body_bytes,

@@ -46,12 +46,14 @@ def get_read_session(engine: EngineDep) -> Iterator[Session]:
 # their statements alone, not across the thread hop to a dependency's exit.
 ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 
-_bearer = HTTPBearer(auto_error=False, description="Required when TORCHKILN_API_KEY is set.")
+bearer_credentials = HTTPBearer(
+    auto_error=False, description="Required when TORCHKILN_API_KEY is set."
+)
 
 
 async def require_api_key(
     settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_credentials)],
 ) -> None:
     """401 unless the request carries ``Authorization: Bearer <TORCHKILN_API_KEY>``."""
     if settings.api_key is None:

@@ -31,6 +31,7 @@ from torchkiln.service.store.tables import Job, MetricPoint
 # Tiny models take a millisecond an epoch, CIFAR on a CPU minutes.
 EPOCH_BUCKETS_S = (0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
 def is_multiprocess() -> bool:
@@ -114,7 +115,7 @@ class DatabaseCollector(Collector):
 
 
 class PredictMetrics:
-    """Prediction latency and model-cache counts of this process."""
+    """Prediction latency, forward-pass sizes and model-cache counts of this process."""
 
     def __init__(self, registry: CollectorRegistry | None) -> None:
         self.latency = Histogram(
@@ -136,10 +137,25 @@ class PredictMetrics:
             "Predictions that loaded a checkpoint.",
             registry=registry,
         )
+        self.batch_size = Histogram(
+            "torchkiln_predict_batch_size",
+            "Samples in each forward pass of a prediction: several requests' where the model "
+            "batches them (TORCHKILN_BATCHING), else one request's.",
+            ["model"],
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
         self.seen_hits = 0
         self.seen_misses = 0
-        # labels() costs more than observe(): keep each (route, status) child.
+        # labels() costs more than observe(): keep each (route, status) child, each model's.
         self.children: dict[tuple[str, int], Any] = {}
+        self.batch_children: dict[str, Any] = {}
+
+    def observe_batch(self, model: str, samples: int) -> None:
+        child = self.batch_children.get(model)
+        if child is None:
+            child = self.batch_children[model] = self.batch_size.labels(model)
+        child.observe(samples)
 
     def observe(self, route: str, status: int, seconds: float, cache: ModelCache) -> None:
         child = self.children.get((route, status))

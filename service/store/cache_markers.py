@@ -26,14 +26,6 @@ def announce_success(artifacts_dir: Path, model_name: str, job_id: int) -> None:
     os.replace(tmp_name, marker)
 
 
-def marker_stamp(artifacts_dir: Path, model_name: str) -> int | None:
-    """The marker's mtime in ns (None if no job of the model succeeded): one stat call."""
-    try:
-        return succeeded_marker(artifacts_dir, model_name).stat().st_mtime_ns
-    except FileNotFoundError:
-        return None
-
-
 def aliases_marker(artifacts_dir: Path, model: str) -> Path:
     return artifacts_dir / "models" / f"{model}.aliases"
 
@@ -50,10 +42,25 @@ def touch_aliases(artifacts_dir: Path, model: str) -> None:
     os.replace(tmp_name, marker)
 
 
-def aliases_stamp(artifacts_dir: Path, model: str) -> tuple[int, int] | None:
-    """(inode, mtime) of the marker, or None if no alias of the model was ever set."""
-    try:
-        stat = aliases_marker(artifacts_dir, model).stat()
-    except FileNotFoundError:
-        return None
-    return stat.st_ino, stat.st_mtime_ns
+class ModelMarkers:
+    """The stamps of one model's two markers, one ``stat`` each, by paths built once (the
+    ``Path`` joins cost more than the calls)."""
+
+    def __init__(self, artifacts_dir: Path, model: str) -> None:
+        self.succeeded = os.fspath(succeeded_marker(artifacts_dir, model))
+        self.aliases = os.fspath(aliases_marker(artifacts_dir, model))
+
+    def succeeded_stamp(self) -> int | None:
+        """The success marker's mtime in ns; None if no job of the model succeeded."""
+        try:
+            return os.stat(self.succeeded).st_mtime_ns
+        except FileNotFoundError:
+            return None
+
+    def aliases_stamp(self) -> tuple[int, int] | None:
+        """(inode, mtime) of the aliases marker; None if no alias was ever set."""
+        try:
+            stat = os.stat(self.aliases)
+        except FileNotFoundError:
+            return None
+        return stat.st_ino, stat.st_mtime_ns

@@ -54,6 +54,21 @@ class Settings(BaseSettings):
         "(workers/mlp_step.py, same update) instead of autograd + optimizer.",
     )
     predict_threads: int = Field(1, ge=1, le=256, description="torch threads per HTTP process.")
+    batching: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Coalesce concurrent predictions of one model version into one forward "
+        "pass: auto as each model's catalogue entry says, on or off for every model.",
+    )
+    batch_max_size: int | None = Field(
+        None, ge=1, le=4096, description="Most samples per forward pass (default: the model's)."
+    )
+    batch_max_wait_s: float | None = Field(
+        None,
+        ge=0,
+        le=0.1,
+        description="Longest a queued prediction waits for one still decoding (default: the "
+        "model's); a lone request never waits.",
+    )
     max_upload_bytes: int = Field(5_000_000, ge=1, description="Largest accepted upload.")
     max_batch_upload_bytes: int = Field(
         25_000_000,

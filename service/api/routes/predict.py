@@ -13,16 +13,17 @@ import orjson
 import torch
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from torchkiln.models import REGISTRY
 from torchkiln.models.common.images import ImageLimits, request_pixels
 from torchkiln.models.common.registry import ModelSpec
 from torchkiln.service.api.deps import ModelCacheDep
+from torchkiln.service.api.multipart import split_files
 from torchkiln.service.api.schemas import prediction_responses
-from torchkiln.service.api.serving.predictions import ModelCache, predict
+from torchkiln.service.api.serving.predictions import answer
 from torchkiln.service.store.errors import InvalidInput, UnsupportedBody
 from torchkiln.service.store.patterns import ALIAS_PATTERN
 from torchkiln.service.store.tables import MAX_ROW_ID
@@ -58,26 +59,20 @@ def json_response(body: dict[str, Any]) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-def answer(
-    cache: ModelCache, names: list[str], pick: tuple[int | None, str | None], batch_of: Any
-) -> dict[str, Any]:
-    """Resolve the answering checkpoint, build the batch with its spec, run the network."""
-    job_id, alias = pick
-    source, loaded = cache.load(names, job_id, alias)
-    return predict(loaded, batch_of(loaded.spec), alias=source.alias)
-
-
 def add_json_route(spec: ModelSpec) -> None:
     inputs_model = spec.inputs
 
-    def predict_model(
+    async def predict_model(
         inputs: inputs_model,  # type: ignore[valid-type]
         cache: ModelCacheDep,
         job_id: JobIdQuery = None,
         alias: AliasQuery = None,
     ) -> Response:
-        pick = (job_id, alias)
-        return json_response(answer(cache, [spec.name], pick, lambda s: s.preprocess(inputs)))
+        # Its lookup and preprocessing in a worker thread, as a plain def route ran them.
+        answered = await answer(
+            cache, [spec.name], (job_id, alias), lambda s: s.preprocess(inputs), is_slow=True
+        )
+        return json_response(answered)
 
     predict_model.__doc__ = f"{spec.summary} Answers from the production version, job_id or alias."
     router.add_api_route(
@@ -105,18 +100,26 @@ def upload_body_schema(inputs: type[BaseModel]) -> dict[str, Any]:
 
 
 async def read_images(request: Request, content_type: str) -> list[bytes]:
+    body = await request.body()
     if content_type.startswith("image/"):
-        return [await request.body()]
-    form = await request.form(max_files=MAX_FILES, max_fields=MAX_FILES)
-    files = [item for item in form.getlist("file") if isinstance(item, UploadFile)]
-    if not files:
+        return [body]
+    images = split_files(body, content_type, MAX_FILES)
+    if images is None:  # any other shape of form: Starlette's parser, and its errors
+        async with request.form(max_files=MAX_FILES, max_fields=MAX_FILES) as form:
+            files = [item for item in form.getlist("file") if isinstance(item, UploadFile)]
+            images = [await item.read() for item in files]
+    if not images:
         raise InvalidInput("send the image as a multipart file field named 'file'")
-    return [await item.read() for item in files]
+    return images
 
 
-def decode_all(spec: ModelSpec, images: list[bytes], limits: ImageLimits) -> torch.Tensor:
+def decode_all(
+    spec: ModelSpec, images: list[bytes], limits: ImageLimits, *, is_checked: bool = False
+) -> torch.Tensor:
+    """The images as one batch; ``is_checked``: ``request_pixels`` already passed them."""
     assert spec.decode_upload is not None
-    request_pixels(images, limits)  # the whole request's budget before any image decodes
+    if not is_checked:
+        request_pixels(images, limits)  # the whole request's budget before any image decodes
     return torch.cat([spec.decode_upload(data, limits) for data in images])
 
 
@@ -138,18 +141,17 @@ def add_upload_route(path_name: str, specs: list[ModelSpec], summary: str) -> No
             limits = ImageLimits(
                 settings.max_upload_bytes, settings.max_image_pixels, settings.max_request_pixels
             )
+            is_big = sum(map(len, images)) > INLINE_DECODE_BYTES
             # Headers of a small body are cheap to read here; they tell the decoding cost.
-            if (
-                sum(map(len, images)) > INLINE_DECODE_BYTES
-                or request_pixels(images, limits) > INLINE_DECODE_PIXELS
-            ):
-                return json_response(
-                    await run_in_threadpool(
-                        answer, cache, names, pick, lambda s: decode_all(s, images, limits)
-                    )
-                )
+            is_slow = is_big or request_pixels(images, limits) > INLINE_DECODE_PIXELS
             return json_response(
-                answer(cache, names, pick, lambda s: decode_all(s, images, limits))
+                await answer(
+                    cache,
+                    names,
+                    pick,
+                    lambda s: decode_all(s, images, limits, is_checked=not is_big),
+                    is_slow=is_slow,
+                )
             )
         if content_type and "json" not in content_type:
             raise UnsupportedBody(
@@ -165,7 +167,7 @@ def add_upload_route(path_name: str, specs: list[ModelSpec], summary: str) -> No
                     for e in error.errors(include_url=False, include_context=False)
                 ]
             ) from None
-        return json_response(answer(cache, names, pick, lambda s: s.preprocess(inputs)))
+        return json_response(await answer(cache, names, pick, lambda s: s.preprocess(inputs)))
 
     predict_images.__doc__ = (
         f"{summary} Send image files (multipart field `file`, repeat it for a batch, or a raw "
@@ -182,9 +184,13 @@ def add_upload_route(path_name: str, specs: list[ModelSpec], summary: str) -> No
     )
 
 
-def upload_paths() -> set[str]:
+def upload_routes() -> list[APIRoute]:
     """The routes that take image uploads, and with them the upload body limits."""
-    return {route.path for route in router.routes if getattr(route, "openapi_extra", None)}
+    return [route for route in router.routes if getattr(route, "openapi_extra", None)]  # type: ignore[misc]
+
+
+def upload_paths() -> set[str]:
+    return {route.path for route in upload_routes()}
 
 
 def add_routes() -> None:

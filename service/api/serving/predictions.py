@@ -1,4 +1,5 @@
-"""Answering predictions: which checkpoint answers, and caches of sources and networks."""
+"""Answering predictions: which checkpoint answers, caches of sources and networks, and the
+forward pass (shared with concurrent requests where the model batches, ``batching.py``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,13 @@ from typing import Any
 import torch
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
-from torch import nn
+from starlette.concurrency import run_in_threadpool
 
 from torchkiln.models import REGISTRY
-from torchkiln.models.common.registry import ModelSpec
+from torchkiln.models.common.registry import Batching, ModelSpec
+from torchkiln.service.api.serving.batching import Batcher
 from torchkiln.service.store.aliases import aliased_job_id
-from torchkiln.service.store.cache_markers import aliases_stamp, marker_stamp
+from torchkiln.service.store.cache_markers import ModelMarkers
 from torchkiln.service.store.checkpoint_files import load_checkpoint
 from torchkiln.service.store.db import read_session
 from torchkiln.service.store.errors import (
@@ -53,9 +55,12 @@ class Source:
 
 @dataclass(frozen=True)
 class LoadedModel:
+    """A served network, and the batcher its predictions run through."""
+
     job_id: int
     spec: ModelSpec
-    module: nn.Module
+    module: torch.nn.Module
+    batcher: Batcher
 
 
 def find_source(
@@ -104,13 +109,25 @@ class ModelCache:
     checkpoint id and digest, so a newer checkpoint is a fresh load.
     """
 
-    def __init__(self, engine: Engine, artifacts_dir: Path, capacity: int = 8) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        artifacts_dir: Path,
+        capacity: int = 8,
+        *,
+        batching: Callable[[ModelSpec], Batching | None] = lambda spec: None,
+        observe_batch: Callable[[str, int], None] | None = None,
+    ) -> None:
+        """``batching``: each served spec's policy; ``observe_batch(model, samples)`` is told
+        the size of every forward pass of a prediction."""
         self.engine = engine
         self.artifacts_dir = artifacts_dir
         self.capacity = capacity
+        self.batching, self.observe_batch = batching, observe_batch
         self.hits = 0
         self.misses = 0
         self._sources: dict[tuple[tuple[str, ...], int | None, str | None], _CachedSource] = {}
+        self._markers: dict[tuple[str, ...], tuple[ModelMarkers, ...]] = {}
         # Keyed with the digest too: SQLite may hand a deleted row's id to a new checkpoint.
         self._modules: OrderedDict[tuple[int, str], LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
@@ -118,12 +135,15 @@ class ModelCache:
     def resolve(
         self, model_names: Sequence[str], job_id: int | None, alias: str | None = None
     ) -> Source:
-        key = (tuple(model_names), job_id, alias)
-        stamps: tuple[object, ...] = tuple(
-            marker_stamp(self.artifacts_dir, name) for name in model_names
-        )
+        names = tuple(model_names)
+        key = (names, job_id, alias)
+        markers = self._markers.get(names)
+        if markers is None:
+            markers = tuple(ModelMarkers(self.artifacts_dir, name) for name in names)
+            self._markers[names] = markers
+        stamps: tuple[object, ...] = tuple(marker.succeeded_stamp() for marker in markers)
         if job_id is None or alias is not None:
-            stamps += tuple(aliases_stamp(self.artifacts_dir, name) for name in model_names)
+            stamps += tuple(marker.aliases_stamp() for marker in markers)
         cached = self._sources.get(key)
         now = time.monotonic()
         is_pinned = job_id is not None or alias is not None
@@ -207,14 +227,41 @@ class ModelCache:
         )
         module.load_state_dict(payload["model"])
         module.eval()
-        return LoadedModel(job_id=source.job.id, spec=spec, module=module)  # type: ignore[arg-type]
+        observe = self.observe_batch
+        batcher = Batcher(
+            module,
+            self.batching(spec),
+            None if observe is None else lambda samples: observe(spec.name, samples),
+        )
+        return LoadedModel(source.job.id, spec, module, batcher)  # type: ignore[arg-type]
 
 
-def predict(loaded: LoadedModel, batch: torch.Tensor, alias: str | None = None) -> dict[str, Any]:
-    """Run the network on a preprocessed batch; the answer names the job (and the alias, if
-    one picked it) behind it."""
-    with torch.inference_mode():
-        outputs = loaded.module(batch)
+async def answer(
+    cache: ModelCache,
+    model_names: Sequence[str],
+    pick: tuple[int | None, str | None],
+    batch_of: Callable[[ModelSpec], torch.Tensor],
+    *,
+    is_slow: bool = False,
+) -> dict[str, Any]:
+    """Resolve the answering checkpoint (``pick``: job id, alias), build the batch with its
+    spec and run the network. ``is_slow``: the lookup and the batch are too slow for the
+    event loop, and run in worker threads."""
+    job_id, alias = pick
+    if is_slow:
+        source, loaded = await run_in_threadpool(cache.load, model_names, job_id, alias)
+        outputs = await loaded.batcher.run_built(lambda: batch_of(loaded.spec))
+    else:
+        source, loaded = cache.load(model_names, job_id, alias)
+        outputs = await loaded.batcher.run(batch_of(loaded.spec))
+    return describe(loaded, outputs, alias=source.alias)
+
+
+def describe(
+    loaded: LoadedModel, outputs: torch.Tensor, alias: str | None = None
+) -> dict[str, Any]:
+    """The answer to the network's ``outputs``; it names the job (and the alias, if one picked
+    it) behind them."""
     return {
         "job_id": loaded.job_id,
         "alias": alias,

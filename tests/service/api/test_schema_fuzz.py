@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import schemathesis
+from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from pydantic import SecretStr
 from schemathesis.config import SchemathesisConfig
@@ -29,19 +30,24 @@ from torchkiln.service.store.worker_processes import register_worker
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 # Per operation; with about twenty operations this keeps the module well under a minute.
 EXAMPLES = 25
-# Scenarios of up to ten linked calls each.
-STATEFUL_SCENARIOS = 30
 
 # Built at import because schemathesis parametrizes at collection time (its fixture-based
 # lazy loader does not work with this pytest). Creating the app touches no database; the
 # fixture below migrates it and removes the folder.
-ROOT = Path(tempfile.mkdtemp(prefix="torchkiln-fuzz-"))
 API_KEY = "fuzz-key"
-# A long lease keeps the registered worker live, so /readyz answers 200 throughout.
-SETTINGS = make_settings(ROOT, f"sqlite:///{ROOT / 'kiln.db'}").model_copy(
-    update={"api_key": SecretStr(API_KEY), "lease_s": 3600.0}
-)
-APP = create_app(SETTINGS)
+
+
+def fuzz_app(prefix: str) -> tuple[Path, FastAPI]:
+    """A fresh folder and an app on its own SQLite file, keyed with API_KEY."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    # A long lease keeps the registered worker live, so /readyz answers 200 throughout.
+    settings = make_settings(root, f"sqlite:///{root / 'kiln.db'}").model_copy(
+        update={"api_key": SecretStr(API_KEY), "lease_s": 3600.0}
+    )
+    return root, create_app(settings)
+
+
+ROOT, APP = fuzz_app("torchkiln-fuzz-")
 UPLOAD_PATHS = "|".join(sorted(upload_paths()))
 # Schema-valid requests that may still be refused, each for a rule JSON Schema cannot state.
 SEMANTIC_422 = [*ACCEPTED, "422"]
@@ -85,7 +91,12 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", APP, config=CONFIG)
 
 @pytest.fixture(scope="module", autouse=True)
 def migrated_database() -> Iterator[None]:
-    engine = APP.state.engine
+    yield from seeded_database(APP, ROOT)
+
+
+def seeded_database(app: FastAPI, root: Path) -> Iterator[None]:
+    """Migrate ``app``'s database, add a job and a live worker; remove ``root`` after."""
+    engine = app.state.engine
     upgrade_database(engine)
     with write_session(engine) as session:
         # Something for the id-taking routes to find besides 404s.
@@ -100,7 +111,7 @@ def migrated_database() -> Iterator[None]:
     register_worker(engine, WorkerIdentity(host="fuzz-host", pid=1), "cpu")
     yield
     engine.dispose()
-    shutil.rmtree(ROOT, ignore_errors=True)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 # A stream of a job that never runs here would never end; tests/integration/test_events.py
@@ -116,21 +127,3 @@ def migrated_database() -> Iterator[None]:
 def test_no_server_errors_and_responses_match_the_schema(case: schemathesis.Case) -> None:
     # Schemathesis also sends requests without the key and expects 401 for them.
     case.call_and_validate(headers={"Authorization": f"Bearer {API_KEY}"})
-
-
-# The stateful phase: sequences of calls linked by the ids responses hand back (POST /jobs
-# -> GET, PATCH, cancel, DELETE /jobs/{job_id}; aliases; sweeps), every check on each step.
-class StatefulWorkflow(schema.exclude(path_regex=r"/events$").as_state_machine()):  # type: ignore[misc]
-    def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, object]:
-        return {"headers": {"Authorization": f"Bearer {API_KEY}"}}
-
-
-TestStatefulWorkflow = StatefulWorkflow.TestCase
-TestStatefulWorkflow.settings = settings(
-    max_examples=STATEFUL_SCENARIOS,
-    stateful_step_count=10,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    derandomize=True,
-    database=None,
-)

@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tests.conftest import make_settings
-from tests.models.fixtures import synthetic_digits, write_idx
 from tests.utils.databases import postgres_database
 from tests.utils.http_jobs import submit
 from tests.utils.live_server import LiveServer, wait_for_job
+from tests.utils.trained_server import write_tiny_mnist
 from tests.utils.worker_command import WorkerCommand
 from torchkiln.service.store.db import make_engine, read_session, upgrade_database, write_session
 from torchkiln.service.store.jobs import enqueue_job
@@ -49,20 +49,10 @@ def wait_for_epoch(http: httpx.Client, job_id: int, epoch: int, timeout_s: float
     raise TimeoutError(f"job {job_id} did not reach epoch {epoch}")
 
 
-def write_tiny_mnist(data_dir: Path) -> None:
-    """MNIST files in the real IDX format: enough digits for an epoch to take a moment."""
-    raw = data_dir / "MNIST" / "raw"
-    train_x, train_y = synthetic_digits(2000, seed=1)
-    test_x, test_y = synthetic_digits(200, seed=2)
-    write_idx(raw / "train-images-idx3-ubyte", train_x)
-    write_idx(raw / "train-labels-idx1-ubyte", train_y)
-    write_idx(raw / "t10k-images-idx3-ubyte", test_x)
-    write_idx(raw / "t10k-labels-idx1-ubyte", test_y)
-
-
 def test_sigkill_mid_job_resumes_from_the_checkpoint_with_each_epoch_once(tmp_path: Path) -> None:
     settings = sqlite_settings(tmp_path)
-    write_tiny_mnist(settings.data_dir)
+    # Enough digits for an epoch to take a moment.
+    write_tiny_mnist(settings.data_dir, train=2000, test=200)
     live = LiveServer(settings, tmp_path / "log", workers=1)
     live.start()
     try:

@@ -13,7 +13,6 @@ import importlib
 import importlib.util
 import io
 import json
-import os
 import re
 import subprocess
 import sys
@@ -25,9 +24,9 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.conftest import make_settings
-from tests.models.fixtures import synthetic_digits, write_idx
+from tests.models.fixtures import synthetic_digits
 from tests.utils.live_server import LiveServer
+from tests.utils.trained_server import start_mnist_server
 
 PACKAGE = "torchkiln_client"
 # No formatting hooks: nothing but the generator needs to be installed.
@@ -47,14 +46,6 @@ def generate(schema: bytes, folder: Path) -> str:
     return result.stdout + result.stderr
 
 
-def write_tiny_mnist(data_dir: Path) -> None:
-    raw = data_dir / "MNIST" / "raw"
-    for split, n, seed in (("train", 200, 1), ("t10k", 40, 2)):
-        images, labels = synthetic_digits(n, seed=seed)
-        write_idx(raw / f"{split}-images-idx3-ubyte", images)
-        write_idx(raw / f"{split}-labels-idx1-ubyte", labels)
-
-
 def png(digit: int) -> bytes:
     images, _ = synthetic_digits(1, seed=digit)
     buffer = io.BytesIO()
@@ -64,11 +55,7 @@ def png(digit: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    root = tmp_path_factory.mktemp("generated-client")
-    settings = make_settings(root, f"sqlite:///{root / 'kiln.db'}")
-    write_tiny_mnist(settings.data_dir)
-    live = LiveServer(settings, root / "log", workers=2)
-    live.start()
+    live = start_mnist_server(tmp_path_factory.mktemp("generated-client"))
     yield live
     live.stop()
 
@@ -76,12 +63,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 @pytest.fixture(scope="module")
 def generated(server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The generated package, imported from a temporary folder."""
-    if importlib.util.find_spec("openapi_python_client") is None:
-        # In the dev extra, so CI has it: there a missing generator fails the test.
-        message = "needs openapi-python-client (pip install -e '.[dev]')"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
     folder = tmp_path_factory.mktemp("client")
     output = generate(httpx.get(f"{server.url}/openapi.json", timeout=60).content, folder)
     warnings = re.findall(r"WARNING parsing \S+ \S+ within \w+\.\s+(.+)", output)

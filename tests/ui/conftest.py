@@ -12,8 +12,8 @@ import pytest
 from pydantic import SecretStr
 
 from tests.conftest import REPO_ROOT, make_settings
-from tests.models.fixtures import synthetic_digits, write_idx
 from tests.utils.live_server import LiveServer
+from tests.utils.trained_server import start_mnist_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Never `playwright install`: the machine has no internet and Debian's chromium is the browser.
@@ -59,22 +59,9 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-def write_tiny_mnist(data_dir: Path) -> None:
-    """A few hundred synthetic digits in the MNIST file layout: enough to train in seconds."""
-    raw = data_dir / "MNIST" / "raw"
-    for prefix, count, seed in (("train", 300, 1), ("t10k", 60, 2)):
-        images, labels = synthetic_digits(count, seed)
-        write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
-        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    root = tmp_path_factory.mktemp("ui-server")
-    settings = make_settings(root, f"sqlite:///{root / 'kiln.db'}")
-    write_tiny_mnist(settings.data_dir)
-    live = LiveServer(settings, root / "log", workers=2)
-    live.start()
+    live = start_mnist_server(tmp_path_factory.mktemp("ui-server"))
     yield live
     live.stop()
 

@@ -16,13 +16,27 @@ SMALL_JOBS: dict[str, dict[str, object]] = {
 }
 
 
-def start_trained(root: Path) -> tuple[LiveServer, dict[str, int]]:
-    """The running server, and the succeeded job id of each model in ``SMALL_JOBS``."""
-    raw = root / "data" / "MNIST" / "raw"
-    for split, n, seed in (("train", 120, 1), ("t10k", 40, 2)):
+def write_tiny_mnist(data_dir: Path, train: int = 300, test: int = 60) -> None:
+    """Synthetic digits in the MNIST file layout: enough to train in seconds."""
+    raw = data_dir / "MNIST" / "raw"
+    for split, n, seed in (("train", train, 1), ("t10k", test, 2)):
         images, labels = synthetic_digits(n, seed=seed)
         write_idx(raw / f"{split}-images-idx3-ubyte", images)
         write_idx(raw / f"{split}-labels-idx1-ubyte", labels)
+
+
+def start_mnist_server(root: Path, workers: int = 2) -> LiveServer:
+    """A running server, with workers, on tiny MNIST files in ``root``."""
+    settings = make_settings(root, f"sqlite:///{root / 'kiln.db'}")
+    write_tiny_mnist(settings.data_dir)
+    live = LiveServer(settings, root / "log", workers=workers)
+    live.start()
+    return live
+
+
+def start_trained(root: Path) -> tuple[LiveServer, dict[str, int]]:
+    """The running server, and the succeeded job id of each model in ``SMALL_JOBS``."""
+    write_tiny_mnist(root / "data", train=120, test=40)
     settings = make_settings(root, f"sqlite:///{root / 'kiln.db'}")
     server = LiveServer(settings.model_copy(update={"data_dir": root / "data"}), root / "log")
     server.start()

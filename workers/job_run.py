@@ -155,7 +155,12 @@ class JobRun:
         spec = spec.for_options(options)
         device = resolve_device(job.device_requested, self.device)
         mark_started(self.engine, lease, device=str(device), torch_version=torch.__version__)
-        data_root = DataRoot(self.settings.data_dir, self.settings.allow_download)
+        data_root = DataRoot(
+            self.settings.data_dir,
+            self.settings.allow_download,
+            self.settings.datasets_dir,
+            self.settings.max_decoded_bytes,
+        )
         data = to_device(spec.load_data(options, data_root), device)
         self.best = BestKeeper(options.watch, options.keep_last, options.keep_best)
         state = self.initial_state(spec, options, device)

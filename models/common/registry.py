@@ -44,10 +44,17 @@ class TrainingData:
 
 @dataclass(frozen=True)
 class DataRoot:
-    """Where data sets live (torchvision layout) and whether they may be downloaded there."""
+    """Where data sets live (torchvision layout) and whether they may be downloaded there.
+
+    ``datasets`` is where uploaded datasets live: ``<datasets>/<id>/`` with ``schema.json``
+    and ``table.parquet`` or ``images/``.
+    """
 
     path: Path
     allow_download: bool = False
+    datasets: Path | None = None
+    # Decoded tensors of an uploaded image dataset over this fail the job at once.
+    max_decoded_bytes: int = 4 * 2**30
 
 
 class DataUnavailable(Exception):
@@ -140,13 +147,21 @@ class ModelSpec:
     tensors: TensorSignature | None = None
     batching: Batching | None = None
 
-    def parse_options(self, params: dict[str, Any], *, strict: bool = False) -> TrainOptions:
+    def parse_options(
+        self,
+        params: dict[str, Any],
+        *,
+        strict: bool = False,
+        context: dict[str, Any] | None = None,
+    ) -> TrainOptions:
         """Validate job params against this model's option schema (raises ValidationError).
 
         ``strict`` for a client's params: ``true`` is not the number 1, nor ``"3"`` the
         integer 3, as the published schema says; stored (already validated) params parse lax.
+        ``context`` (at submit time only) carries ``dataset_lookup``: id → the uploaded
+        dataset's ``{"id", "name", "sha256", "kind", "schema"}``, or LookupError.
         """
-        return self.options.model_validate(params, strict=strict)
+        return self.options.model_validate(params, strict=strict, context=context)
 
     def answer_models(self) -> tuple[type[BaseModel], ...]:
         """The shapes a prediction of this model can take: ``answer``, or its union's members."""

@@ -23,6 +23,13 @@ class Settings(BaseSettings):
     artifacts_dir: Path = Field(DEFAULT_HOME / "artifacts", description="Checkpoints live here.")
     data_dir: Path = Field(DEFAULT_HOME / "data", description="Data sets, torchvision layout.")
     allow_download: bool = Field(False, description="Let workers download missing data sets.")
+    datasets_dir: Path = Field(DEFAULT_HOME / "datasets", description="Uploaded datasets.")
+    max_dataset_bytes: int = Field(
+        2 * 2**30, ge=1, description="Largest dataset upload (bytes, as sent)."
+    )
+    max_decoded_bytes: int = Field(
+        4 * 2**30, ge=1, description="Largest decoded image dataset a job may load (bytes)."
+    )
     workers: int | None = Field(
         None, ge=0, le=64, description="Worker processes; default one per GPU, else 1."
     )

@@ -59,6 +59,14 @@ def test_an_api_on_another_host_serves_a_checkpoint_from_s3(
         assert not list(tmp_path.rglob("*.pt"))
         assert not (tmp_path / "api" / "artifacts" / "jobs").exists()
 
+        # Bytes changed behind the recorded sha256: refused, and said so.
+        (checkpoint,) = [k for k in keys if k.endswith(".pt")]
+        store.put_bytes(checkpoint, store.get_bytes(checkpoint) + b"rot")
+        refused = client.get(f"/jobs/{job_id}/checkpoint")
+        assert refused.status_code == 500
+        expected = f"checkpoint {checkpoint} does not match its recorded sha256"
+        assert refused.json()["detail"] == expected
+
         assert client.delete("/models/linear/aliases/production").status_code == 204
         assert client.delete(f"/jobs/{job_id}").status_code == 204
         assert store.list_prefix(f"jobs/{job_id}") == []

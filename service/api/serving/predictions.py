@@ -105,8 +105,9 @@ class ModelCache:
     """Which checkpoint answers, and the loaded networks, so a request rarely touches the DB.
 
     A lookup is reused until a model's success marker or (for the production version and
-    ``?alias=``) its aliases marker changes (a stat per request); networks are keyed by
-    checkpoint id and digest, so a newer checkpoint is a fresh load.
+    ``?alias=``) its aliases marker changes (a stat per request; in an object store a HEAD
+    at most once a second, see ``artifact_store``); networks are keyed by checkpoint id and
+    digest, so a newer checkpoint is a fresh load.
     """
 
     def __init__(

@@ -143,8 +143,17 @@ class JobRun:
             # other way one was left. Not once the lease is lost: the folder is the new
             # owner's, and so are the temp files it may be writing.
             if not heart.is_lost.is_set():
-                self.retired.remove_all()
-                self.store.remove_unfinished(job_prefix(lease.job_id))
+                self.tidy_up()
+
+    def tidy_up(self) -> None:
+        """Delete retired checkpoints and half writes; the job's outcome is already recorded,
+        so an unreachable object store only leaves garbage (the next attempt, or a bucket
+        lifecycle rule, removes it)."""
+        try:
+            self.retired.remove_all()
+            self.store.remove_unfinished(job_prefix(self.lease.job_id))
+        except Exception:  # OSError from s3fs, or botocore's own connection errors
+            logger.warning("job %s: could not tidy its artifacts", self.lease.job_id, exc_info=True)
 
     def execute(self) -> None:
         job, lease, heart = self.job, self.lease, self.heart

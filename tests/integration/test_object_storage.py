@@ -47,6 +47,19 @@ def test_an_api_on_another_host_serves_a_checkpoint_from_s3(
         answer = client.post("/predict/linear", json={"x": [1.0, 2.0]})
         assert answer.status_code == 200, answer.text
         assert answer.json()["job_id"] == job_id and len(answer.json()["y"]) == 2
+        # A third host's worker starts a job from the first one's weights, read from S3.
+        tuned = client.post(
+            "/jobs", json={"model": "linear", "params": {"epochs": 1, "init_from": job_id}}
+        ).json()["id"]
+        other = make_settings(tmp_path / "worker2", database).model_copy(
+            update={"artifacts_url": bucket_url}
+        )
+        engine = make_engine(other)
+        assert perform_next_job(other, engine).id == tuned
+        engine.dispose()
+        assert client.get(f"/jobs/{tuned}").json()["status"] == "succeeded"
+        assert client.delete(f"/jobs/{tuned}").status_code == 204
+
         weights = client.get(f"/jobs/{job_id}/checkpoint")
         assert weights.status_code == 200 and set(load(weights.content)) == {"weight"}
         lines = client.get(f"/jobs/{job_id}/logs").json()["lines"]

@@ -186,7 +186,11 @@ class RemoteStore(ArtifactStore):
         from fsspec.core import url_to_fs  # only hosts with an object store pay the import
 
         # No listings cache: other hosts write here, and a cached listing would hide them.
-        self.fs, root = url_to_fs(url, use_listings_cache=False, **storage_options)
+        # A client of its own: fsspec's shared instances ignore the AWS_* variables they
+        # were made under.
+        self.fs, root = url_to_fs(
+            url, use_listings_cache=False, skip_instance_cache=True, **storage_options
+        )
         self.url, self.root = url.rstrip("/"), root.rstrip("/")
         self.part_bytes = part_bytes
         self._stamps: dict[str, tuple[object, float]] = {}

@@ -12,7 +12,6 @@ from safetensors.torch import load
 
 from tests.conftest import make_settings
 from tests.utils.job_runs import perform_next_job
-from tests.utils.s3_server import bucket_url, s3_endpoint, s3_env  # noqa: F401 (fixtures)
 from torchkiln.service.api.app import create_app
 from torchkiln.service.store import artifact_store
 from torchkiln.service.store.db import make_engine
@@ -20,7 +19,7 @@ from torchkiln.service.store.db import make_engine
 
 def test_an_api_on_another_host_serves_a_checkpoint_from_s3(
     tmp_path: Path,
-    bucket_url: str,  # noqa: F811
+    bucket_url: str,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:

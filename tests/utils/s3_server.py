@@ -1,7 +1,8 @@
 """A real S3 endpoint for the tests: moto's standalone server, over HTTP, on a free port.
 
 Only the endpoint is moto's: the code under test talks to it with s3fs as it would to AWS,
-configured the standard way (``AWS_ENDPOINT_URL`` and the credential variables).
+configured the standard way (``AWS_ENDPOINT_URL`` and the credential variables). The
+fixtures are registered in tests/conftest.py, so one server serves the whole session.
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ import logging
 import uuid
 from collections.abc import Iterator
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -21,8 +20,10 @@ AWS_ENV = {
 }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer  # only sessions that use it pay the import
+
     # Its request lines would fill every failing test's captured log.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -46,6 +47,8 @@ def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 @pytest.fixture
 def bucket_url(s3_env: dict[str, str]) -> str:
     """``s3://<a fresh bucket>/kiln``."""
+    import boto3  # moto's own dependency: the test's view of the bucket, not our code's
+
     name = f"kiln-{uuid.uuid4().hex[:12]}"
     boto3.client("s3").create_bucket(Bucket=name)
     return f"s3://{name}/kiln"

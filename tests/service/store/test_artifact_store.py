@@ -16,7 +16,6 @@ import boto3
 import pytest
 import torch
 
-from tests.utils.s3_server import bucket_url, s3_endpoint, s3_env  # noqa: F401 (fixtures)
 from torchkiln.service.store import artifact_store
 from torchkiln.service.store.artifact_store import (
     CorruptArtifact,
@@ -36,7 +35,7 @@ pytestmark = pytest.mark.slow  # a live S3 server
 CPU = torch.device("cpu")
 
 
-def test_settings_pick_the_store(tmp_path: Path, bucket_url: str) -> None:  # noqa: F811
+def test_settings_pick_the_store(tmp_path: Path, bucket_url: str) -> None:
     assert isinstance(Settings(artifacts_dir=tmp_path).artifact_store(), LocalStore)
     remote = Settings(artifacts_dir=tmp_path, artifacts_url=bucket_url).artifact_store()
     assert isinstance(remote, RemoteStore) and remote.describe("a") == f"{bucket_url}/a"
@@ -44,7 +43,7 @@ def test_settings_pick_the_store(tmp_path: Path, bucket_url: str) -> None:  # no
         Settings(artifacts_url="my-bucket")
 
 
-def test_put_get_list_delete_round_trip(bucket_url: str, tmp_path: Path) -> None:  # noqa: F811
+def test_put_get_list_delete_round_trip(bucket_url: str, tmp_path: Path) -> None:
     store = open_store(tmp_path, bucket_url)
     stored = store.put_bytes("jobs/1/a.bin", b"hello")
     assert stored.sha256 == hashlib.sha256(b"hello").hexdigest() and stored.size_bytes == 5
@@ -62,7 +61,7 @@ def test_put_get_list_delete_round_trip(bucket_url: str, tmp_path: Path) -> None
     assert store.list_prefix("jobs") == [] and list(tmp_path.iterdir()) == [source]
 
 
-def test_a_changed_object_is_refused_by_its_sha256(bucket_url: str, tmp_path: Path) -> None:  # noqa: F811
+def test_a_changed_object_is_refused_by_its_sha256(bucket_url: str, tmp_path: Path) -> None:
     store = open_store(tmp_path, bucket_url)
     payload = {"model": {"w": torch.ones(3)}, "epoch": 1}
     saved = store_checkpoint(store, "jobs/1/epoch-000001.pt", payload)
@@ -76,7 +75,7 @@ def test_a_changed_object_is_refused_by_its_sha256(bucket_url: str, tmp_path: Pa
 
 
 def test_the_version_probe_sees_writes_here_at_once_and_elsewhere_soon(
-    bucket_url: str,  # noqa: F811
+    bucket_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -104,7 +103,7 @@ UPLOADER = textwrap.dedent(
 )
 
 
-def test_an_upload_killed_mid_way_leaves_no_object(bucket_url: str, tmp_path: Path) -> None:  # noqa: F811
+def test_an_upload_killed_mid_way_leaves_no_object(bucket_url: str, tmp_path: Path) -> None:
     bucket = bucket_url.removeprefix("s3://").split("/")[0]
     s3 = boto3.client("s3")
     child = subprocess.Popen([sys.executable, "-c", UPLOADER, bucket_url], env=os.environ.copy())

@@ -186,8 +186,8 @@ class RemoteStore(ArtifactStore):
         from fsspec.core import url_to_fs  # only hosts with an object store pay the import
 
         # No listings cache: other hosts write here, and a cached listing would hide them.
-        # A client of its own: fsspec's shared instances ignore the AWS_* variables they
-        # were made under.
+        # A client of its own (open_store shares stores): fsspec's shared instances would
+        # ignore the AWS_* variables in force now.
         self.fs, root = url_to_fs(
             url, use_listings_cache=False, skip_instance_cache=True, **storage_options
         )
@@ -288,7 +288,16 @@ def open_store(artifacts_dir: Path, artifacts_url: str | None) -> ArtifactStore:
         return LocalStore(artifacts_dir)
     if artifacts_url.startswith("file://"):
         return LocalStore(Path(artifacts_url.removeprefix("file://")))
-    return RemoteStore(artifacts_url)
+    # One per URL and process: a new S3 client costs some 0.3 s, too much for every job.
+    with _OPENING:
+        store = _REMOTE_STORES.get(artifacts_url)
+        if store is None:
+            store = _REMOTE_STORES[artifacts_url] = RemoteStore(artifacts_url)
+    return store
+
+
+_REMOTE_STORES: dict[str, RemoteStore] = {}
+_OPENING = threading.Lock()
 
 
 def file_digest(path: Path) -> tuple[str, int]:

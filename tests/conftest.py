@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from tests.utils.databases import postgres_database
+from tests.utils.s3_server import bucket_url, s3_endpoint, s3_env  # noqa: F401 (fixtures)
 from torchkiln.service.api.app import create_app
 from torchkiln.service.store.db import make_engine, upgrade_database
 from torchkiln.service.store.settings import Settings

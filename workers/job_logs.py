@@ -2,7 +2,9 @@
 
 While a job runs, its records carry its id (see ``service.store.log_records``) and a file
 handler copies them as JSON lines to ``<artifacts_dir>/jobs/<id>/log.jsonl``, which
-``GET /jobs/{id}/logs`` reads. A resumed attempt appends to the same file.
+``GET /jobs/{id}/logs`` reads. A resumed attempt appends to the same file. With an object
+store the file is still written locally (objects cannot be appended to), fetched from the
+store before a resumed attempt and copied back at each attempt's end.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from torchkiln.service.store.checkpoint_files import job_log_path
+from torchkiln.service.store.artifact_store import ArtifactStore
+from torchkiln.service.store.checkpoint_files import job_log_key, job_log_path
 from torchkiln.service.store.log_records import JobIdFilter, JsonFormatter, current_job_id
 from torchkiln.workers.tensorboard import Board, open_board
 
@@ -36,9 +39,12 @@ class _OnlyJob(logging.Filter):
 class JobLog:
     """The job id in the logging context plus the job's own log file, until ``close``."""
 
-    def __init__(self, artifacts_dir: Path, job_id: int) -> None:
+    def __init__(self, artifacts_dir: Path, job_id: int, store: ArtifactStore | None) -> None:
         path = job_log_path(artifacts_dir, job_id)
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.store, self.key = path, store, job_log_key(job_id)
+        if store is not None and not path.exists() and store.exists(self.key):
+            path.write_bytes(store.get_bytes(self.key))  # an earlier attempt's, elsewhere
         self.handler = logging.FileHandler(path, encoding="utf-8")
         self.handler.setFormatter(JsonFormatter())
         self.handler.addFilter(JobIdFilter())
@@ -50,11 +56,17 @@ class JobLog:
         logging.getLogger().removeHandler(self.handler)
         self.handler.close()
         current_job_id.reset(self.token)
+        if self.store is not None:
+            try:
+                self.store.put_file(self.key, self.path)
+            except Exception:  # the log is a convenience: the job's outcome stands
+                logger.warning("could not copy the log to %s", self.store.describe(self.key))
 
 
-def attach(artifacts_dir: Path, job_id: int) -> JobLog:
-    """Start logging for ``job_id``; call ``close()`` when the attempt ends."""
-    return JobLog(artifacts_dir, job_id)
+def attach(artifacts_dir: Path, job_id: int, store: ArtifactStore | None = None) -> JobLog:
+    """Start logging for ``job_id``; call ``close()`` when the attempt ends. ``store``: an
+    object store that keeps a copy of the log (None where the artifacts are local)."""
+    return JobLog(artifacts_dir, job_id, store)
 
 
 @dataclass

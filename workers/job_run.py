@@ -18,11 +18,10 @@ from torchkiln.models.common.registry import DataRoot, DataUnavailable, ModelSpe
 from torchkiln.service.store import progress, sweeps
 from torchkiln.service.store.cache_markers import announce_success, touch_aliases
 from torchkiln.service.store.checkpoint_files import (
-    job_dir,
-    load_checkpoint,
-    remove_temp_files,
-    remove_unrecorded_checkpoints,
-    save_checkpoint,
+    fetch_checkpoint,
+    job_prefix,
+    remove_stale_checkpoints,
+    store_checkpoint,
 )
 from torchkiln.service.store.db import read_session
 from torchkiln.service.store.jobs import (
@@ -112,13 +111,15 @@ class JobRun:
         self.should_pause = should_pause
         self.best = BestKeeper(watch=None)  # replaced once the job's options are parsed
         # Retention's dropped files outlive their rows briefly, for readers that picked them.
-        self.retired = RetiredFiles(settings.artifacts_dir)
+        self.store = settings.artifact_store()
+        self.retired = RetiredFiles(self.store)
 
     def perform(self) -> None:
         """Train the job to its end, recording every outcome on the job row."""
         job, lease, heart = self.job, self.lease, self.heart
         heart.start()
-        job_log = job_logs.attach(self.settings.artifacts_dir, lease.job_id)
+        remote = None if self.store.is_local else self.store
+        job_log = job_logs.attach(self.settings.artifacts_dir, lease.job_id, remote)
         logger.info("job %s (%s): attempt %s", lease.job_id, job.model, lease.attempt)
         try:
             self.execute()
@@ -142,8 +143,17 @@ class JobRun:
             # other way one was left. Not once the lease is lost: the folder is the new
             # owner's, and so are the temp files it may be writing.
             if not heart.is_lost.is_set():
-                self.retired.remove_all()
-                remove_temp_files(job_dir(self.settings.artifacts_dir, lease.job_id))
+                self.tidy_up()
+
+    def tidy_up(self) -> None:
+        """Delete retired checkpoints and half writes; the job's outcome is already recorded,
+        so an unreachable object store only leaves garbage (the next attempt, or a bucket
+        lifecycle rule, removes it)."""
+        try:
+            self.retired.remove_all()
+            self.store.remove_unfinished(job_prefix(self.lease.job_id))
+        except Exception:  # OSError from s3fs, or botocore's own connection errors
+            logger.warning("job %s: could not tidy its artifacts", self.lease.job_id, exc_info=True)
 
     def execute(self) -> None:
         job, lease, heart = self.job, self.lease, self.heart
@@ -210,12 +220,12 @@ class JobRun:
             self.checkpoint(spec, state, is_final=True)
             # The success marker makes every cache look again; what /predict answers moves
             # only with an alias, whose marker is touched after the commit below.
-            announce_success(self.settings.artifacts_dir, spec.name, job_id)
+            announce_success(self.store, spec.name, job_id)
             heart.stop()  # before each final transition, see LeaseHeartbeat.stop
             finished = finish_and_promote(self.engine, lease, stop_reason=result.reason)
             if finished.moved_aliases:
                 # After the commit: a cache that sees the new marker sees the moved alias.
-                touch_aliases(self.settings.artifacts_dir, spec.name)
+                touch_aliases(self.store, spec.name)
                 logger.info("job %s is now %s", job_id, ", ".join(finished.moved_aliases))
             logger.info(
                 "job %s succeeded after %s epochs%s",
@@ -245,15 +255,13 @@ class JobRun:
         self.unlink(rewind.stale_paths)
         # An earlier attempt killed mid-write (SIGKILL, a lost host) left its temp file, and
         # perhaps files retention had dropped but not yet deleted.
-        folder = job_dir(self.settings.artifacts_dir, lease.job_id)
-        remove_temp_files(folder)
-        remove_unrecorded_checkpoints(folder, self.settings.artifacts_dir, rewind.kept_paths)
+        remove_stale_checkpoints(self.store, job_prefix(lease.job_id), rewind.kept_paths)
         if rewind.best is not None:
             self.best.epoch, self.best.value = rewind.best.epoch, rewind.best.metric_value
         checkpoint = rewind.checkpoint
         if checkpoint is not None:
-            path = self.settings.artifacts_dir / checkpoint.path
-            restore_state(state, load_checkpoint(path, device, checkpoint.sha256))
+            payload = fetch_checkpoint(self.store, checkpoint.path, device, checkpoint.sha256)
+            restore_state(state, payload)
             logger.info("job %s resumes from epoch %s", lease.job_id, state.epoch)
         elif options.init_from is not None:
             state.module.load_state_dict(self.weights_of(options.init_from, spec, device))
@@ -265,12 +273,11 @@ class JobRun:
             checkpoint = progress.serving_checkpoint(session, job_id) if source else None
         if source is None or source.model != spec.name or checkpoint is None:
             raise JobFailure(f"init_from={job_id}: no checkpoint of a {spec.name} job with that id")
-        path = self.settings.artifacts_dir / checkpoint.path
-        return load_checkpoint(path, device, checkpoint.sha256)["model"]
+        return fetch_checkpoint(self.store, checkpoint.path, device, checkpoint.sha256)["model"]
 
     def checkpoint(self, spec: ModelSpec, state: TrainState, is_final: bool) -> None:
         """Write the pending best (if any), then the last; retention drops the oldest of each."""
-        folder = Path(job_dir(Path("."), self.lease.job_id))
+        folder = Path(job_prefix(self.lease.job_id))
         best = self.best.take_pending()
         if best is not None:
             self.save(
@@ -295,7 +302,7 @@ class JobRun:
         is_final: bool = False,
         metric_value: float | None = None,
     ) -> None:
-        saved = save_checkpoint(payload, self.settings.artifacts_dir / relative)
+        saved = store_checkpoint(self.store, relative.as_posix(), payload)
         record = progress.CheckpointFile(
             epoch=int(payload["epoch"]),
             path=relative.as_posix(),
@@ -310,4 +317,4 @@ class JobRun:
 
     def unlink(self, paths: list[str]) -> None:
         for path in paths:
-            (self.settings.artifacts_dir / path).unlink(missing_ok=True)
+            self.store.delete(path)

@@ -2,25 +2,27 @@
 
 A reader (a download, a prediction) picks a checkpoint by its row and then opens the file;
 a job that checkpoints every few milliseconds would otherwise delete the file between the
-two, again and again. Once open, a file stays readable after its unlink, so a short grace
-is enough: readers that still lose the race retry on the newer row.
+two, again and again. Once open, a file stays readable after its unlink (and an object
+store's GET, once started, completes), so a short grace is enough: readers that still lose
+the race retry on the newer row.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from pathlib import Path
+
+from torchkiln.service.store.artifact_store import ArtifactStore
 
 # Far longer than a row lookup plus an open; short enough that disk use stays near keep_last.
 GRACE_S = 2.0
 
 
 class RetiredFiles:
-    """Paths (under ``root``) whose rows are gone, each deleted once ``grace_s`` has passed."""
+    """Keys (in ``store``) whose rows are gone, each deleted once ``grace_s`` has passed."""
 
-    def __init__(self, root: Path, grace_s: float = GRACE_S) -> None:
-        self.root, self.grace_s = root, grace_s
+    def __init__(self, store: ArtifactStore, grace_s: float = GRACE_S) -> None:
+        self.store, self.grace_s = store, grace_s
         self._due: deque[tuple[float, str]] = deque()
 
     def retire(self, paths: list[str]) -> None:
@@ -39,4 +41,4 @@ class RetiredFiles:
             self._remove(self._due.popleft()[1])
 
     def _remove(self, path: str) -> None:
-        (self.root / path).unlink(missing_ok=True)
+        self.store.delete(path)

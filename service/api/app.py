@@ -77,9 +77,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.telemetry = make_telemetry(engine)
+    app.state.artifact_store = settings.artifact_store()
     app.state.model_cache = ModelCache(
         engine,
-        settings.artifacts_dir,
+        app.state.artifact_store,
         batching=lambda spec: batching_policy(spec, settings),
         observe_batch=app.state.telemetry.predict.observe_batch,
     )

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from torchkiln.service.api.serving.predictions import ModelCache
+from torchkiln.service.store.artifact_store import ArtifactStore
 from torchkiln.service.store.db import read_session
 from torchkiln.service.store.settings import Settings
 
@@ -27,12 +28,17 @@ async def get_engine(request: Request) -> Engine:
     return request.app.state.engine
 
 
+async def get_artifact_store(request: Request) -> ArtifactStore:
+    return request.app.state.artifact_store
+
+
 async def get_model_cache(request: Request) -> ModelCache:
     return request.app.state.model_cache
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
+StoreDep = Annotated[ArtifactStore, Depends(get_artifact_store)]
 ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]
 
 

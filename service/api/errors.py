@@ -16,6 +16,7 @@ from starlette.routing import Match
 
 from torchkiln.models.common.images import ImageRejected
 from torchkiln.service.store import errors
+from torchkiln.service.store.artifact_store import CorruptArtifact
 from torchkiln.service.store.db import is_lock_error
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,12 @@ def add_error_handlers(app: FastAPI) -> None:
             return await domain_error(request, errors.DatabaseBusy())
         logger.exception("database error on %s %s", request.method, request.url.path)
         return JSONResponse({"detail": "internal database error"}, status_code=500)
+
+    @app.exception_handler(CorruptArtifact)
+    async def corrupt_artifact(request: Request, error: CorruptArtifact) -> JSONResponse:
+        # Not the client's doing: the stored bytes changed after they were recorded.
+        logger.error("%s %s: %s", request.method, request.url.path, error)
+        return JSONResponse({"detail": str(error)}, status_code=500)
 
 
 def _printable(error: Any) -> dict[str, Any]:

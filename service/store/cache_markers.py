@@ -1,66 +1,53 @@
-"""Marker files beside the checkpoints that tell every process's prediction cache to look again.
+"""Marker objects beside the checkpoints that tell every process's prediction cache to look again.
 
-A ``stat`` per request is far cheaper than a database query, and it works across hosts
-wherever the artifacts directory is shared (which serving checkpoints needs anyway).
+A stat per request (locally; a throttled HEAD in an object store) is far cheaper than a
+database query, and it works across hosts wherever the artifacts are shared (which serving
+checkpoints needs anyway).
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
+import uuid
+
+from torchkiln.service.store.artifact_store import ArtifactStore
 
 
-def succeeded_marker(artifacts_dir: Path, model_name: str) -> Path:
-    """A file whose change tells prediction caches that ``model_name`` has a new version."""
-    return artifacts_dir / "models" / f"{model_name}.succeeded"
+def succeeded_key(model_name: str) -> str:
+    """A marker whose change tells prediction caches that ``model_name`` has a new version."""
+    return f"models/{model_name}.succeeded"
 
 
-def announce_success(artifacts_dir: Path, model_name: str, job_id: int) -> None:
+def aliases_key(model: str) -> str:
+    return f"models/{model}.aliases"
+
+
+def _stamp(job_id: int | None = None) -> bytes:
+    # Fresh bytes each time: an object store's stamp (ETag, second-grained mtime) would not
+    # change for the same content rewritten within a second.
+    return f"{'' if job_id is None else job_id}\n{uuid.uuid4().hex}\n".encode()
+
+
+def announce_success(store: ArtifactStore, model_name: str, job_id: int) -> None:
     """Write the marker (the job id, atomically) just before the job is marked succeeded."""
-    marker = succeeded_marker(artifacts_dir, model_name)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=marker.parent, prefix=f".{marker.name}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(str(job_id))
-    os.replace(tmp_name, marker)
+    store.put_bytes(succeeded_key(model_name), _stamp(job_id))
 
 
-def aliases_marker(artifacts_dir: Path, model: str) -> Path:
-    return artifacts_dir / "models" / f"{model}.aliases"
+def withdraw_success(store: ArtifactStore, model_name: str) -> None:
+    """No job of the model is left succeeded."""
+    store.delete(succeeded_key(model_name))
 
 
-def touch_aliases(artifacts_dir: Path, model: str) -> None:
+def touch_aliases(store: ArtifactStore, model: str) -> None:
     """Replace the marker after an alias commit, so every process's cache looks again.
 
     A rename makes a new inode, so the stamp changes even where mtimes are coarse.
     """
-    marker = aliases_marker(artifacts_dir, model)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=marker.parent, prefix=f".{marker.name}.")
-    os.close(fd)
-    os.replace(tmp_name, marker)
+    store.put_bytes(aliases_key(model), _stamp())
 
 
 class ModelMarkers:
-    """The stamps of one model's two markers, one ``stat`` each, by paths built once (the
-    ``Path`` joins cost more than the calls)."""
+    """The stamps of one model's two markers, by probes built once."""
 
-    def __init__(self, artifacts_dir: Path, model: str) -> None:
-        self.succeeded = os.fspath(succeeded_marker(artifacts_dir, model))
-        self.aliases = os.fspath(aliases_marker(artifacts_dir, model))
-
-    def succeeded_stamp(self) -> int | None:
-        """The success marker's mtime in ns; None if no job of the model succeeded."""
-        try:
-            return os.stat(self.succeeded).st_mtime_ns
-        except FileNotFoundError:
-            return None
-
-    def aliases_stamp(self) -> tuple[int, int] | None:
-        """(inode, mtime) of the aliases marker; None if no alias was ever set."""
-        try:
-            stat = os.stat(self.aliases)
-        except FileNotFoundError:
-            return None
-        return stat.st_ino, stat.st_mtime_ns
+    def __init__(self, store: ArtifactStore, model: str) -> None:
+        self.succeeded_stamp = store.version_probe(succeeded_key(model))
+        self.aliases_stamp = store.version_probe(aliases_key(model))

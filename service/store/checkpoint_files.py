@@ -1,4 +1,4 @@
-"""A job's files: its folder and log, and checkpoints (temp file + rename, sha256, weights_only).
+"""A job's files: its folder and log, and checkpoints (whole or nothing, sha256, weights_only).
 
 The format belongs to the store, not to training: the HTTP processes read weights too, and
 must not import the training loop to do so.
@@ -6,15 +6,20 @@ must not import the training loop to do so.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
+import io
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import torch
+
+from torchkiln.service.store.artifact_store import (
+    ArtifactStore,
+    CorruptArtifact,
+    LocalStore,
+    StoredObject,
+)
 
 # save_checkpoint's temporary names: ".epoch-000004.pt.<random>.tmp" beside the final file.
 TEMP_GLOB = ".*.pt.*.tmp"
@@ -27,13 +32,22 @@ class SavedCheckpoint:
     size_bytes: int
 
 
-class CorruptCheckpoint(Exception):
+class CorruptCheckpoint(CorruptArtifact):
     """The file's bytes are not the ones recorded when it was written."""
 
 
 def job_dir(artifacts_dir: Path, job_id: int) -> Path:
     """A job's folder: built from our own integer id, never from client input."""
-    return artifacts_dir / "jobs" / str(int(job_id))
+    return artifacts_dir / job_prefix(job_id)
+
+
+def job_prefix(job_id: int) -> str:
+    """A job's folder as a store key (``job_dir`` relative to the artifacts root)."""
+    return f"jobs/{int(job_id)}"
+
+
+def job_log_key(job_id: int) -> str:
+    return f"{job_prefix(job_id)}/log.jsonl"
 
 
 def job_log_path(artifacts_dir: Path, job_id: int) -> Path:
@@ -42,40 +56,48 @@ def job_log_path(artifacts_dir: Path, job_id: int) -> Path:
 
 
 def save_checkpoint(payload: dict[str, Any], path: Path) -> SavedCheckpoint:
-    """Write atomically: a reader or a crash sees the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write atomically to a local ``path``: a reader or a crash sees the old file or the
+    new one, never half."""
+    stored = LocalStore(path.parent).put_file_with(path.name, lambda h: torch.save(payload, h))
+    return SavedCheckpoint(path=path, sha256=stored.sha256, size_bytes=stored.size_bytes)
+
+
+def store_checkpoint(store: ArtifactStore, key: str, payload: dict[str, Any]) -> StoredObject:
+    """Write a checkpoint under ``key``, whole or not at all (see ``artifact_store``)."""
+    if isinstance(store, LocalStore):  # straight into the temp file, no copy in memory
+        return store.put_file_with(key, lambda handle: torch.save(payload, handle))
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return store.put_bytes(key, buffer.getbuffer())
+
+
+def fetch_checkpoint(
+    store: ArtifactStore, key: str, device: torch.device, sha256: str | None
+) -> dict[str, Any]:
+    """Read a checkpoint onto ``device``; checks its sha256 first when one was recorded."""
     try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        digest = file_sha256(Path(tmp_name))
-        size = Path(tmp_name).stat().st_size
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return SavedCheckpoint(path=path, sha256=digest, size_bytes=size)
-
-
-def remove_temp_files(folder: Path) -> None:
-    """Delete the half-written checkpoints a killed writer left in a job's folder.
-
-    Only while no one writes there: the job's own worker, as it starts or ends the job.
-    """
-    for path in folder.glob(TEMP_GLOB):
-        path.unlink(missing_ok=True)
+        data = store.get_bytes(key, sha256)
+    except CorruptArtifact as error:
+        raise CorruptCheckpoint(f"checkpoint {key} does not match its recorded sha256") from error
+    return torch.load(io.BytesIO(data), map_location=device, weights_only=True)
 
 
 def remove_unrecorded_checkpoints(
     folder: Path, artifacts_dir: Path, recorded: Collection[str]
 ) -> None:
-    """Delete checkpoint files in a job's folder that no row records (``recorded``: paths
-    relative to ``artifacts_dir``). Only by the job's own worker, as it starts the job."""
-    for path in folder.glob("*.pt"):
-        if path.relative_to(artifacts_dir).as_posix() not in recorded:
-            path.unlink(missing_ok=True)
+    """``remove_stale_checkpoints`` in a local job folder."""
+    prefix = folder.relative_to(artifacts_dir).as_posix()
+    remove_stale_checkpoints(LocalStore(artifacts_dir), prefix, recorded)
+
+
+def remove_stale_checkpoints(store: ArtifactStore, prefix: str, recorded: Collection[str]) -> None:
+    """Delete checkpoints in the job folder ``prefix`` that no row records (``recorded``:
+    keys), and half-written ones. Only by the job's own worker, as it starts the job."""
+    store.remove_unfinished(prefix)
+    for key in store.list_prefix(prefix):
+        parent, _, name = key.rpartition("/")
+        if parent == prefix and name.endswith(".pt") and key not in recorded:
+            store.delete(key)
 
 
 def temp_bytes_by_job(artifacts_dir: Path) -> dict[int, int]:
@@ -94,24 +116,5 @@ def temp_bytes_by_job(artifacts_dir: Path) -> dict[int, int]:
 
 
 def load_checkpoint(path: Path, device: torch.device, sha256: str | None) -> dict[str, Any]:
-    """Read a checkpoint onto ``device``; checks its sha256 first when one was recorded."""
-    # One open for both: retention may unlink the file at any moment, and an open handle
-    # keeps reading it.
-    with path.open("rb") as handle:
-        if sha256 is not None and _handle_sha256(handle) != sha256:
-            raise CorruptCheckpoint(f"checkpoint {path.name} does not match its recorded sha256")
-        handle.seek(0)
-        return torch.load(handle, map_location=device, weights_only=True)
-
-
-def file_sha256(path: Path) -> str:
-    """The hex sha256 of a file, read in 1 MiB blocks."""
-    with path.open("rb") as handle:
-        return _handle_sha256(handle)
-
-
-def _handle_sha256(handle: BinaryIO) -> str:
-    digest = hashlib.sha256()
-    for block in iter(lambda: handle.read(1 << 20), b""):
-        digest.update(block)
-    return digest.hexdigest()
+    """``fetch_checkpoint`` of a local file."""
+    return fetch_checkpoint(LocalStore(path.parent), path.name, device, sha256)

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from torchkiln.service.store.artifact_store import ArtifactStore, open_store
+
 DEFAULT_HOME = Path(".torchkiln")
 
 
@@ -21,6 +23,12 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user@host/db.",
     )
     artifacts_dir: Path = Field(DEFAULT_HOME / "artifacts", description="Checkpoints live here.")
+    artifacts_url: str | None = Field(
+        None,
+        description="Checkpoints, exports' sources, logs and markers in an object store instead "
+        "(s3://bucket/prefix; endpoint and credentials the standard AWS way). Live logs and "
+        "TensorBoard files stay in artifacts_dir.",
+    )
     data_dir: Path = Field(DEFAULT_HOME / "data", description="Data sets, torchvision layout.")
     allow_download: bool = Field(False, description="Let workers download missing data sets.")
     datasets_dir: Path = Field(DEFAULT_HOME / "datasets", description="Uploaded datasets.")
@@ -106,6 +114,17 @@ class Settings(BaseSettings):
             if url.startswith(prefix):
                 return "postgresql+psycopg://" + url.removeprefix(prefix)
         return url
+
+    @field_validator("artifacts_url")
+    @classmethod
+    def _known_store(cls, url: str | None) -> str | None:
+        if url and "://" not in url:
+            raise ValueError(f"{url!r} is not a URL: give s3://bucket/prefix (or file:///path)")
+        return url or None
+
+    def artifact_store(self) -> ArtifactStore:
+        """Where artifacts go: ``artifacts_url`` if set, else ``artifacts_dir``."""
+        return open_store(self.artifacts_dir, self.artifacts_url)
 
     @property
     def is_sqlite(self) -> bool:

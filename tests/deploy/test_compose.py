@@ -42,6 +42,16 @@ def test_gpu_worker_reserves_devices_under_a_profile(compose: dict[str, Any]) ->
     assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
 
 
+def test_an_s3_compatible_store_comes_under_a_profile(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert services["minio"]["profiles"] == ["s3"] and "healthcheck" in services["minio"]
+    bucket = services["minio-bucket"]
+    assert bucket["depends_on"]["minio"]["condition"] == "service_healthy"
+    assert "mc mb" in bucket["entrypoint"][-1]
+    # The switch is documented beside the settings it replaces.
+    assert "# TORCHKILN_ARTIFACTS_URL: s3://" in COMPOSE.read_text()
+
+
 @pytest.mark.skipif(shutil.which("docker-compose") is None, reason="apt-get install docker-compose")
 def test_docker_compose_accepts_it() -> None:
     # `config` only parses and validates against the Compose schema: no engine needed.

@@ -54,7 +54,7 @@ def test_an_unreadable_checkpoint_is_skipped_not_fatal(
     settings = trained(tmp_path, "linear", "quadratic")
     for checkpoint in (settings.artifacts_dir / "jobs" / "1").glob("*.pt"):
         checkpoint.write_bytes(b"not a checkpoint")
-    cache = ModelCache(make_engine(settings), settings.artifacts_dir)
+    cache = ModelCache(make_engine(settings), settings.artifact_store())
     with caplog.at_level(logging.WARNING):
         assert cache.warm(["linear", "quadratic", "mnist_mlp"]) == [2]
     assert "could not preload linear" in caplog.text

@@ -8,6 +8,7 @@ import torch
 
 from torchkiln.models import REGISTRY
 from torchkiln.service.store import jobs, progress
+from torchkiln.service.store.artifact_store import LocalStore
 from torchkiln.service.store.cache_markers import announce_success, touch_aliases
 from torchkiln.service.store.checkpoint_files import save_checkpoint
 from torchkiln.service.store.db import make_engine, upgrade_database, write_session
@@ -49,9 +50,9 @@ def seed_mlp_job(settings: Settings) -> int:
         is_final=True,
     )
     progress.record_checkpoint(engine, lease, record, keep=1)
-    announce_success(settings.artifacts_dir, "mnist_mlp", claimed.id)
+    announce_success(LocalStore(settings.artifacts_dir), "mnist_mlp", claimed.id)
     # The model's first version: it becomes production, which /predict/mnist answers from.
     assert finish_and_promote(engine, lease, stop_reason=None).moved_aliases == ("production",)
-    touch_aliases(settings.artifacts_dir, "mnist_mlp")
+    touch_aliases(LocalStore(settings.artifacts_dir), "mnist_mlp")
     engine.dispose()
     return claimed.id

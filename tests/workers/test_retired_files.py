@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from torchkiln.service.store.artifact_store import LocalStore
 from torchkiln.service.store.checkpoint_files import remove_unrecorded_checkpoints
 from torchkiln.workers.retired_files import RetiredFiles
 
@@ -17,7 +18,7 @@ def touch(root: Path, relative: str) -> Path:
 
 def test_a_retired_file_stays_for_its_grace_then_goes(tmp_path: Path) -> None:
     old = touch(tmp_path, "jobs/1/epoch-000001.pt")
-    retired = RetiredFiles(tmp_path, grace_s=10.0)
+    retired = RetiredFiles(LocalStore(tmp_path), grace_s=10.0)
     retired.retire(["jobs/1/epoch-000001.pt"])
     assert old.exists()
     retired.remove_due(now=float("inf"))
@@ -26,7 +27,7 @@ def test_a_retired_file_stays_for_its_grace_then_goes(tmp_path: Path) -> None:
 
 def test_the_job_end_removes_every_retired_file(tmp_path: Path) -> None:
     paths = [touch(tmp_path, f"jobs/1/epoch-00000{n}.pt") for n in (1, 2)]
-    retired = RetiredFiles(tmp_path, grace_s=60.0)
+    retired = RetiredFiles(LocalStore(tmp_path), grace_s=60.0)
     retired.retire(["jobs/1/epoch-000001.pt", "jobs/1/epoch-000002.pt"])
     retired.remove_all()
     assert not any(path.exists() for path in paths)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from fastapi.exceptions import RequestValidationError
 
-from torchkiln.service.api.deps import EngineDep, ReadSessionDep, SettingsDep
+from torchkiln.service.api.deps import EngineDep, ReadSessionDep, SettingsDep, StoreDep
 from torchkiln.service.api.routes.jobs import validate_params
 from torchkiln.service.api.schemas import ErrorPublic
 from torchkiln.service.store import aliases, sweeps
@@ -128,7 +128,7 @@ def cancel_sweep(sweep_id: int, engine: EngineDep) -> SweepPublic:
 
 @router.post("/{sweep_id}/promote", response_model=SweepPublic)
 def promote_winner(
-    sweep_id: int, body: PromoteBody, engine: EngineDep, settings: SettingsDep
+    sweep_id: int, body: PromoteBody, engine: EngineDep, store: StoreDep
 ) -> SweepPublic:
     """Point a model alias (say ``champion``) at the sweep's best finished trial."""
     with write_session(engine) as session:
@@ -141,5 +141,5 @@ def promote_winner(
         sweep.winner_job_id = best.job.id
         session.add(sweep)
         public = sweep_public(sweep, trials)
-    touch_aliases(settings.artifacts_dir, sweep.model)
+    touch_aliases(store, sweep.model)
     return public

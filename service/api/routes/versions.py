@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from sqlalchemy.engine import Engine
 
 from torchkiln.models import REGISTRY
-from torchkiln.service.api.deps import EngineDep, ReadSessionDep, SettingsDep
+from torchkiln.service.api.deps import EngineDep, ReadSessionDep, SettingsDep, StoreDep
 from torchkiln.service.api.schemas import (
     AliasesPublic,
     AliasPublic,
@@ -22,12 +22,12 @@ from torchkiln.service.api.schemas import (
 from torchkiln.service.api.serving.export import export_weights
 from torchkiln.service.api.serving.graph_export import export_graph
 from torchkiln.service.store import aliases, versions
-from torchkiln.service.store.cache_markers import announce_success, succeeded_marker, touch_aliases
-from torchkiln.service.store.checkpoint_files import job_dir
+from torchkiln.service.store.artifact_store import ArtifactStore
+from torchkiln.service.store.cache_markers import announce_success, touch_aliases, withdraw_success
+from torchkiln.service.store.checkpoint_files import job_dir, job_prefix
 from torchkiln.service.store.db import read_session, write_session
 from torchkiln.service.store.errors import UnknownModel
 from torchkiln.service.store.patterns import ALIAS_PATTERN
-from torchkiln.service.store.settings import Settings
 from torchkiln.service.store.tables import ModelAlias
 
 router = APIRouter(tags=["versions"])
@@ -65,24 +65,22 @@ def list_aliases(model: str, session: ReadSessionDep) -> AliasesPublic:
 
 @router.put("/models/{model}/aliases/{alias}", response_model=AliasPublic)
 def set_alias(
-    model: str, alias: AliasPath, body: AliasSet, engine: EngineDep, settings: SettingsDep
+    model: str, alias: AliasPath, body: AliasSet, engine: EngineDep, store: StoreDep
 ) -> AliasPublic:
     """Point the alias at a succeeded job; the next prediction with ?alias= uses it."""
     with write_session(engine) as session:
         row = aliases.set_alias(session, model=known_model(model), alias=alias, job_id=body.job_id)
         public = alias_public(row)
     # After the commit, so a cache that sees the new marker also sees the new row.
-    touch_aliases(settings.artifacts_dir, model)
+    touch_aliases(store, model)
     return public
 
 
 @router.delete("/models/{model}/aliases/{alias}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_alias(
-    model: str, alias: AliasPath, engine: EngineDep, settings: SettingsDep
-) -> Response:
+def delete_alias(model: str, alias: AliasPath, engine: EngineDep, store: StoreDep) -> Response:
     with write_session(engine) as session:
         aliases.delete_alias(session, model=known_model(model), alias=alias)
-    touch_aliases(settings.artifacts_dir, model)
+    touch_aliases(store, model)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -99,26 +97,28 @@ def read_usage(session: ReadSessionDep, settings: SettingsDep) -> UsagePublic:
 
 
 @router.delete("/jobs/{job_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_job(job_id: int, engine: EngineDep, settings: SettingsDep) -> Response:
+def delete_job(job_id: int, engine: EngineDep, settings: SettingsDep, store: StoreDep) -> Response:
     """Delete a finished job: its checkpoints folder, metric history and record.
 
     409 while it is queued or running (cancel it first) or while an alias names it.
     """
     with write_session(engine) as session:
         model = versions.delete_job(session, job_id).model
+    store.delete_prefix(job_prefix(job_id))
+    # This host's own copy (TensorBoard files, and the log where artifacts are remote).
     shutil.rmtree(job_dir(settings.artifacts_dir, job_id), ignore_errors=True)
-    reannounce(engine, settings, model)
+    reannounce(engine, store, model)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-def reannounce(engine: Engine, settings: Settings, model: str) -> None:
+def reannounce(engine: Engine, store: ArtifactStore, model: str) -> None:
     """Rewrite the model's success marker, so caches holding the deleted job look again."""
     with read_session(engine) as session:
         newest = versions.succeeded_jobs(session, model)
     if newest and newest[0].id is not None:
-        announce_success(settings.artifacts_dir, model, newest[0].id)
+        announce_success(store, model, newest[0].id)
     else:
-        succeeded_marker(settings.artifacts_dir, model).unlink(missing_ok=True)
+        withdraw_success(store, model)
 
 
 @router.get(
@@ -131,9 +131,9 @@ def reannounce(engine: Engine, settings: Settings, model: str) -> None:
         }
     },
 )
-def download_checkpoint(job_id: int, session: ReadSessionDep, settings: SettingsDep) -> Response:
+def download_checkpoint(job_id: int, session: ReadSessionDep, store: StoreDep) -> Response:
     """The serving weights (best, else last) as safetensors; metadata has model and options."""
-    filename, data = export_weights(session, settings.artifacts_dir, job_id)
+    filename, data = export_weights(session, store, job_id)
     return Response(
         data,
         media_type="application/octet-stream",
@@ -164,7 +164,7 @@ ExportFormat = Literal["onnx", "torch_export", "safetensors"]
 def export_job(
     job_id: int,
     session: ReadSessionDep,
-    settings: SettingsDep,
+    store: StoreDep,
     export_format: Annotated[ExportFormat, Query(alias="format")] = "onnx",
 ) -> Response:
     """The serving weights as an ONNX graph, a torch.export archive (.pt2) or safetensors.
@@ -174,10 +174,10 @@ def export_job(
     route: FastAPI runs it in a worker thread, since an export takes seconds.
     """
     if export_format == "safetensors":
-        filename, data = export_weights(session, settings.artifacts_dir, job_id)
+        filename, data = export_weights(session, store, job_id)
         media_type = "application/octet-stream"
     else:
-        exported = export_graph(session, settings.artifacts_dir, job_id, export_format)
+        exported = export_graph(session, store, job_id, export_format)
         filename, data, media_type = exported.filename, exported.data, exported.media_type
     return Response(
         data,

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import torch
 from safetensors.torch import save
 from sqlmodel import Session
 
 from torchkiln.service.api.serving.model_card import model_card
-from torchkiln.service.store.checkpoint_files import load_checkpoint
+from torchkiln.service.store.artifact_store import ArtifactStore
+from torchkiln.service.store.checkpoint_files import fetch_checkpoint
 from torchkiln.service.store.errors import NoCheckpoint
 from torchkiln.service.store.jobs import get_job
 from torchkiln.service.store.progress import serving_checkpoint
@@ -19,7 +19,7 @@ from torchkiln.service.store.progress import serving_checkpoint
 READ_ATTEMPTS = 3
 
 
-def export_weights(session: Session, artifacts_dir: Path, job_id: int) -> tuple[str, bytes]:
+def export_weights(session: Session, store: ArtifactStore, job_id: int) -> tuple[str, bytes]:
     """``(file name, safetensors bytes)`` of the job's serving checkpoint (best, else last).
 
     Metadata (strings only, as the format asks): model, job_id, epoch, kind and options, the
@@ -32,8 +32,8 @@ def export_weights(session: Session, artifacts_dir: Path, job_id: int) -> tuple[
         if checkpoint is None:
             raise NoCheckpoint(f"job {job_id} ({job.status}) has no checkpoint to export")
         try:
-            payload = load_checkpoint(
-                artifacts_dir / checkpoint.path, torch.device("cpu"), checkpoint.sha256
+            payload = fetch_checkpoint(
+                store, checkpoint.path, torch.device("cpu"), checkpoint.sha256
             )
             break
         except FileNotFoundError:

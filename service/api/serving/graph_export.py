@@ -11,7 +11,6 @@ import io
 import json
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,7 +21,8 @@ from torchkiln.models import REGISTRY
 from torchkiln.models.common.registry import TensorSignature
 from torchkiln.service.api.serving.model_card import model_card
 from torchkiln.service.api.serving.tensor_codec import TORCH_DTYPES
-from torchkiln.service.store.checkpoint_files import load_checkpoint
+from torchkiln.service.store.artifact_store import ArtifactStore
+from torchkiln.service.store.checkpoint_files import fetch_checkpoint
 from torchkiln.service.store.errors import ExportUnavailable, InvalidInput, NoCheckpoint
 from torchkiln.service.store.jobs import get_job
 from torchkiln.service.store.progress import serving_checkpoint
@@ -57,7 +57,7 @@ class Exported:
 
 
 def export_graph(
-    session: Session, artifacts_dir: Path, job_id: int, export_format: str
+    session: Session, store: ArtifactStore, job_id: int, export_format: str
 ) -> Exported:
     """The job's serving checkpoint as ``onnx`` or ``torch_export``, its model card inside."""
     if export_format == "onnx":
@@ -71,9 +71,7 @@ def export_graph(
     if checkpoint is None:
         raise NoCheckpoint(f"job {job_id} ({job.status}) has no checkpoint to export")
     network = spec.build(options)
-    payload = load_checkpoint(
-        artifacts_dir / checkpoint.path, torch.device("cpu"), checkpoint.sha256
-    )
+    payload = fetch_checkpoint(store, checkpoint.path, torch.device("cpu"), checkpoint.sha256)
     network.load_state_dict(payload["model"])
     graph = TensorGraph(network, spec.tensors).eval()
     card = json.dumps(model_card(session, job, checkpoint, export_format), default=str)

@@ -9,7 +9,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,8 +20,9 @@ from torchkiln.models import REGISTRY
 from torchkiln.models.common.registry import Batching, ModelSpec
 from torchkiln.service.api.serving.batching import Batcher
 from torchkiln.service.store.aliases import aliased_job_id
+from torchkiln.service.store.artifact_store import ArtifactStore
 from torchkiln.service.store.cache_markers import ModelMarkers
-from torchkiln.service.store.checkpoint_files import load_checkpoint
+from torchkiln.service.store.checkpoint_files import fetch_checkpoint
 from torchkiln.service.store.db import read_session
 from torchkiln.service.store.errors import (
     JobNotFound,
@@ -105,14 +105,15 @@ class ModelCache:
     """Which checkpoint answers, and the loaded networks, so a request rarely touches the DB.
 
     A lookup is reused until a model's success marker or (for the production version and
-    ``?alias=``) its aliases marker changes (a stat per request); networks are keyed by
-    checkpoint id and digest, so a newer checkpoint is a fresh load.
+    ``?alias=``) its aliases marker changes (a stat per request; in an object store a HEAD
+    at most once a second, see ``artifact_store``); networks are keyed by checkpoint id and
+    digest, so a newer checkpoint is a fresh load.
     """
 
     def __init__(
         self,
         engine: Engine,
-        artifacts_dir: Path,
+        store: ArtifactStore,
         capacity: int = 8,
         *,
         batching: Callable[[ModelSpec], Batching | None] = lambda spec: None,
@@ -121,7 +122,7 @@ class ModelCache:
         """``batching``: each served spec's policy; ``observe_batch(model, samples)`` is told
         the size of every forward pass of a prediction."""
         self.engine = engine
-        self.artifacts_dir = artifacts_dir
+        self.store = store
         self.capacity = capacity
         self.batching, self.observe_batch = batching, observe_batch
         self.hits = 0
@@ -139,7 +140,7 @@ class ModelCache:
         key = (names, job_id, alias)
         markers = self._markers.get(names)
         if markers is None:
-            markers = tuple(ModelMarkers(self.artifacts_dir, name) for name in names)
+            markers = tuple(ModelMarkers(self.store, name) for name in names)
             self._markers[names] = markers
         stamps: tuple[object, ...] = tuple(marker.succeeded_stamp() for marker in markers)
         if job_id is None or alias is not None:
@@ -220,10 +221,8 @@ class ModelCache:
         # The job's own spec: for sequential, its data set's preprocessing and outputs.
         spec = REGISTRY[source.job.model].for_options(options)
         module = spec.build(options)
-        payload = load_checkpoint(
-            self.artifacts_dir / source.checkpoint.path,
-            torch.device("cpu"),
-            source.checkpoint.sha256,
+        payload = fetch_checkpoint(
+            self.store, source.checkpoint.path, torch.device("cpu"), source.checkpoint.sha256
         )
         module.load_state_dict(payload["model"])
         module.eval()

@@ -3,9 +3,12 @@ not), a lost LISTEN comes back, and an idle pool with a 5 s poll starts a job wi
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -20,7 +23,7 @@ from torchkiln.service.store.db import make_engine, read_session, upgrade_databa
 from torchkiln.service.store.settings import Settings
 from torchkiln.service.store.states import JobState
 from torchkiln.service.store.tables import WorkerProcess
-from torchkiln.service.store.wakeups import listener_conninfo, socket_dir
+from torchkiln.service.store.wakeups import listener_conninfo, socket_dir, wake_sockets
 from torchkiln.workers import wake_listener
 from torchkiln.workers.pool import WorkerPool
 
@@ -67,6 +70,22 @@ def test_a_job_handed_back_or_requeued_after_a_lost_lease_wakes_listeners(
     assert store_jobs.claim(any_engine, lease_s=0.001) is not None
     time.sleep(0.01)
     assert jobs.requeue_stale_jobs(any_engine) and listener.wait(2.0)
+
+
+def test_a_socket_left_by_a_dead_worker_is_removed_by_the_next_listener(tmp_path: Path) -> None:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    directory = tmp_path / "wake"
+    directory.mkdir()
+    (directory / str(child.pid)).touch()
+    listener = wake_listener.SocketListener(directory)
+    try:
+        assert [path.name for path in directory.iterdir()] == [str(os.getpid())]
+        wake_sockets(directory)
+        assert listener.wait(1.0)
+    finally:
+        listener.close()
+    assert not any(directory.iterdir())
 
 
 def queue_one(session: Session) -> None:

@@ -35,4 +35,5 @@ lint: setup
 bench: setup  ## benchmarks: print timings and ratios measured side by side
 	$(BIN)/python bench/metrics_history.py
 	$(BIN)/python bench/train_speed.py
+	$(BIN)/python bench/wakeup.py
 	$(BIN)/python bench/predict.py --ceiling --torchserve --repeats 3

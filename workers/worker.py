@@ -20,6 +20,12 @@ from torchkiln.service.store.jobs import WorkerIdentity, claim_next_job, requeue
 from torchkiln.service.store.log_records import configure_logging
 from torchkiln.service.store.settings import Settings
 from torchkiln.workers.job_run import JobRun
+from torchkiln.workers.wake_listener import (
+    PollOnly,
+    WakeListener,
+    open_listener,
+    wait_for_work,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,14 +47,18 @@ class Worker:
         self.beaten_at = 0.0
         self.beat_interval_s = min(settings.lease_s / 3, 1.0)
         self.worker_id: int | None = None
+        self.wakeups: WakeListener = PollOnly()
 
     def work(self) -> None:
+        # Listening before the first claim: a job queued after that claim wakes this worker.
+        self.wakeups = open_listener(self.settings)
         self.worker_id = worker_processes.register_worker(self.engine, self.identity, self.device)
         logger.info("worker %s:%s on %s ready", self.identity.host, self.identity.pid, self.device)
         try:
             self.work_loop()
         finally:
             worker_processes.sign_off_worker(self.engine, self.worker_id)
+            self.wakeups.close()
 
     def work_loop(self) -> None:
         while not self.stop.is_set():
@@ -61,7 +71,7 @@ class Worker:
                 lease_s=self.settings.lease_s,
             )
             if job is None:
-                self.stop.wait(self.settings.poll_interval_s)
+                wait_for_work(self.wakeups, self.stop, self.settings.poll_interval_s)
                 continue
             JobRun(
                 self.settings,

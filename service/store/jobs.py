@@ -15,6 +15,7 @@ from torchkiln.service.store.db import read_session, write_session
 from torchkiln.service.store.errors import JobNotCancellable, JobNotFound
 from torchkiln.service.store.states import TERMINAL, JobState
 from torchkiln.service.store.tables import MAX_ROW_ID, Job, utcnow
+from torchkiln.service.store.wakeups import announce_work
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ def enqueue_job(
     )
     session.add(job)
     session.flush()
+    announce_work(session)
     return job
 
 
@@ -298,6 +300,8 @@ def release_job(engine: Engine, lease: Lease) -> bool:
                 lease_expires_at=None,
             )
         )
+        if result.rowcount == 1:
+            announce_work(session)
         return result.rowcount == 1
 
 
@@ -333,6 +337,8 @@ def requeue_stale_jobs(engine: Engine) -> list[int]:
             .values(status=JobState.QUEUED, worker_host=None, worker_pid=None)
             .returning(Job.id)
         ).all()
+        if requeued:
+            announce_work(session)
     return [row[0] for row in [*cancelled, *failed, *requeued]]
 
 

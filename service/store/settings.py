@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     )
     max_attempts: int = Field(3, ge=1, le=100, description="Worker losses before a job fails.")
     poll_interval_s: float = Field(0.5, gt=0, le=60, description="Idle worker's queue poll.")
+    wake_workers: bool = Field(
+        True,
+        description="Wake idle workers as soon as a job is queued (PostgreSQL LISTEN/NOTIFY; "
+        "SQLite: a datagram to each worker on this host); off: they only poll.",
+    )
     api_key: SecretStr | None = Field(None, description="If set, required as a Bearer token.")
     train_threads: int | None = Field(
         None, ge=1, le=256, description="torch threads per worker; default: free cores shared."

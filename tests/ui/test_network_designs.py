@@ -126,9 +126,16 @@ def test_the_datasets_panel_uploads_a_csv_and_feeds_the_pickers(page: Page, tmp_
     assert columns == ["", "x", "colour", "label"]
     page.select_option("#option-target", "label")
     if page.locator("#option-features").count():
+        page.click("#job-fields .advanced summary")
         page.select_option("#option-features", ["x", "colour"])
         assert page.input_value("#option-features-typed") == '["x","colour"]'
     tab.shoot("pickers")
+    page.click("#submit-job")
+    page.wait_for_url("**/#job/*")
+    job_id = int(page.url.rsplit("/", 1)[1])
+    params = page.request.get(f"/jobs/{job_id}").json()["params"]
+    assert (params["dataset"], params["target"]) == (dataset_id, "label")
+    page.request.post(f"/jobs/{job_id}/cancel")  # a queued job's dataset cannot be deleted
 
     page.once("dialog", lambda dialog: dialog.accept())
     row.locator("button.dataset-delete").click()

@@ -30,6 +30,7 @@ from torchkiln.service.api.routes import (
     worker_processes,
 )
 from torchkiln.service.api.routes.compare import router as compare_router
+from torchkiln.service.api.routes.model_designs import jobs_router as job_designs_router
 from torchkiln.service.api.routes.model_designs import router as model_designs_router
 from torchkiln.service.api.routes.sweeps import router as sweeps_router
 from torchkiln.service.api.routes.web import mount_web
@@ -88,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     # compare first: /jobs/{job_id} in the jobs router would otherwise take /jobs/compare;
     # model designs (/models/{name}/summary) before the models router, likewise.
-    for router in (compare_router, sweeps_router, model_designs_router):
+    for router in (compare_router, sweeps_router, model_designs_router, job_designs_router):
         app.include_router(router, dependencies=protected, responses=ERROR_RESPONSES)
     routers = (jobs.router, events.router, logs.router, models.router, predict.router)
     for router in (*routers, worker_processes.router, prometheus.router):

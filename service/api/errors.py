@@ -27,6 +27,7 @@ ERROR_STATUS: dict[type[errors.TorchkilnError], int] = {
     errors.VersionNotFound: 404,
     errors.PickDisagrees: 409,
     errors.UnknownModel: 404,
+    errors.NoSummary: 404,
     errors.InvalidInput: 422,
     errors.NoCheckpoint: 409,
     errors.JobNotCancellable: 409,

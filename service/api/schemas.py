@@ -70,6 +70,14 @@ class WorkerPublic(BaseModel):
     pid: int
 
 
+class JobLinks(BaseModel):
+    """Related resources of a job, as paths on this server."""
+
+    summary: str | None = Field(
+        None, description="GET: its network's summary (models described as a layer list)."
+    )
+
+
 class JobPublic(BaseModel):
     id: int
     model: str
@@ -112,6 +120,7 @@ class JobPublic(BaseModel):
     waiting_reason: str | None = Field(
         None, description="Why a queued job cannot start (no live worker can run its device)."
     )
+    links: JobLinks = Field(default_factory=JobLinks)
 
 
 class JobsPublic(BaseModel):

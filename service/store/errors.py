@@ -82,3 +82,13 @@ class NoSweepWinner(TorchkilnError):
 
 class ExportUnavailable(TorchkilnError):
     """An export format whose optional packages are not installed (the message names them)."""
+
+
+class NoSummary(TorchkilnError):
+    """A job of a model without a layer-list summary (the message names those that have one)."""
+
+    def __init__(self, job_id: int, model: str, known: list[str]) -> None:
+        super().__init__(
+            f"job {job_id} is a {model} job; summaries are for models described as a layer "
+            f"list: {', '.join(sorted(known))}"
+        )

@@ -12,8 +12,10 @@ from pydantic import ValidationError
 
 from torchkiln.models import REGISTRY
 from torchkiln.service.api.deps import EngineDep, ReadSessionDep, SettingsDep
+from torchkiln.service.api.routes.model_designs import has_summary
 from torchkiln.service.api.schemas import (
     JobCreate,
+    JobLinks,
     JobPublic,
     JobsPublic,
     JobUpdate,
@@ -54,6 +56,7 @@ def job_public(
         queue_estimate_s=queue_estimate_s,
         duration_s=_duration_s(job.started_at, job.finished_at, job.status),
         stop_kind=stop_kind(job.stop_reason),
+        links=JobLinks(summary=f"/jobs/{job.id}/summary" if has_summary(job.model) else None),
     )
 
 

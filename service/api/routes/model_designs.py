@@ -3,7 +3,8 @@
 ``POST /models/{name}/summary`` and ``GET /models/{name}/presets`` answer for models whose
 spec has the ``describe`` / ``presets`` hooks (``sequential``); others get a 404. Included
 before the models router: the paths are deeper than ``/models/{name}``, but the order keeps
-that true whatever routes are added there later.
+that true whatever routes are added there later. ``GET /jobs/{job_id}/summary`` is the same
+summary for a submitted job's stored params (``JobPublic.links.summary`` points at it).
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from pydantic import BaseModel, ValidationError
 from torchkiln.models import REGISTRY
 from torchkiln.models.common.registry import ModelSpec
 from torchkiln.models.common.summary import NetworkSummary
-from torchkiln.service.store.errors import UnknownModel
+from torchkiln.service.api.deps import ReadSessionDep
+from torchkiln.service.store import jobs
+from torchkiln.service.store.errors import NoSummary, UnknownModel
 
 router = APIRouter(prefix="/models", tags=["models"])
+jobs_router = APIRouter(prefix="/jobs", tags=["jobs"])
 ParamsBody = Annotated[dict[str, Any], Body(description="What a job's params would be.")]
 
 
@@ -53,9 +57,13 @@ def summarise_params(name: str, params: ParamsBody) -> NetworkSummary:
     Nothing trains: the body is what a job's ``params`` would be, checked the same way
     (a 422 names the layer that cannot work).
     """
-    spec = spec_with(name, "describe")
+    return describe(spec_with(name, "describe"), params, strict=True)
+
+
+def describe(spec: ModelSpec, params: dict[str, Any], *, strict: bool) -> NetworkSummary:
+    """The spec's summary of ``params``; a 422 naming each bad field (as ``body.<field>``)."""
     try:
-        options = spec.parse_options(params, strict=True)
+        options = spec.parse_options(params, strict=strict)
     except ValidationError as error:
         raise RequestValidationError(
             [
@@ -65,6 +73,21 @@ def summarise_params(name: str, params: ParamsBody) -> NetworkSummary:
         ) from None
     assert spec.describe is not None
     return spec.describe(options)  # type: ignore[return-value]
+
+
+def has_summary(model: str) -> bool:
+    spec = REGISTRY.get(model)
+    return spec is not None and spec.describe is not None
+
+
+@jobs_router.get("/{job_id}/summary", response_model=NetworkSummary)
+def summarise_job(job_id: int, session: ReadSessionDep) -> NetworkSummary:
+    """The summary ``POST /models/{model}/summary`` gives for this job's stored params."""
+    job = jobs.get_job(session, job_id)
+    if not has_summary(job.model):
+        raise NoSummary(job_id, job.model, [n for n in REGISTRY if has_summary(n)])
+    # Stored params were checked strictly at submit and hold every default since.
+    return describe(REGISTRY[job.model], job.params, strict=False)
 
 
 @router.get("/{name}/presets", response_model=PresetsPublic)

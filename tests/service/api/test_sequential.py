@@ -84,6 +84,25 @@ def test_summary_answers_without_training(client: TestClient) -> None:
     assert client.post("/models/nope/summary", json={}).status_code == 404
 
 
+def test_a_sequential_job_links_to_its_stored_networks_summary(client: TestClient) -> None:
+    # A layer option set by path (as a sweep does) is in the stored params and the summary.
+    params = {"data": "mnist", "layers": SMALL_MNIST, "layers[0].out_channels": 6}
+    job = client.post("/jobs", json={"model": "sequential", "params": params}).json()
+    assert client.get(f"/jobs/{job['id']}").json()["links"] == {
+        "summary": f"/jobs/{job['id']}/summary"
+    }
+    summary = client.get(job["links"]["summary"])
+    assert summary.status_code == 200, summary.text
+    body = {**params, "layers": [SMALL_MNIST[0] | {"out_channels": 6}, *SMALL_MNIST[1:]]}
+    assert summary.json() == client.post("/models/sequential/summary", json=body).json()
+    assert summary.json()["layers"][0]["output_shape"] == [6, 28, 28]
+    linear = client.post("/jobs", json={"model": "linear", "params": {"epochs": 1}}).json()
+    assert linear["links"] == {"summary": None}
+    refused = client.get(f"/jobs/{linear['id']}/summary")
+    assert refused.status_code == 404 and "sequential" in refused.json()["detail"]
+    assert client.get("/jobs/999999/summary").status_code == 404
+
+
 def test_presets_are_the_built_in_networks(client: TestClient) -> None:
     presets = client.get("/models/sequential/presets").json()
     assert presets["count"] == 4

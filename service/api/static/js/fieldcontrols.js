@@ -2,6 +2,8 @@
 // sub-form for an object option (early stopping, watch), a variant picker for a tagged union
 // (scheduler). Every control has element, read(), fill(value), showError(loc, msg), clear().
 
+import { PICKED_OPTIONS, withPicker } from "./datasetpickers.js";
+
 // The field's own schema: "X or null" becomes X marked nullable; $refs are looked up.
 export function resolve(schema, root) {
   let field = schema;
@@ -257,5 +259,6 @@ export function controlFor(name, property, root, id, isRequired = false) {
   const kind = kindOf(field);
   if (kind === "object") return objectControl(name, property, field, isNullable, root, id);
   if (kind === "union") return unionControl(name, property, field, isNullable, root, id);
-  return scalarControl(name, property, field, isNullable, id, isRequired);
+  const control = scalarControl(name, property, field, isNullable, id, isRequired);
+  return PICKED_OPTIONS.includes(name) && !control.isConst ? withPicker(name, control) : control;
 }

@@ -4,6 +4,7 @@
 
 import { authHeaders, describeError, request } from "./api.js";
 import { LineChart, formatNumber } from "./chart.js";
+import { summaryTable } from "./netsummary.js";
 import { openJobStream } from "./sse.js";
 
 const HOURS = Array.from({ length: 61 }, (_, i) => Math.round(i * 10) / 100);
@@ -181,6 +182,25 @@ export class JobView {
     this.root.querySelector(".job-params tbody").replaceChildren(...rows);
   }
 
+  // A job of a model described as a layer list links to its summary: shapes and sizes.
+  async renderNetwork(job) {
+    const box = this.root.querySelector(".job-network");
+    const path = job.links && job.links.summary;
+    box.hidden = !path;
+    const table = box.querySelector(".net-table");
+    table.replaceChildren();
+    if (!path) return;
+    const link = box.querySelector(".network-link");
+    link.href = path;
+    link.textContent = `GET ${path}`;
+    try {
+      const summary = await request(path);
+      if (this.jobId === job.id) table.replaceChildren(summaryTable(summary.layers, summary));
+    } catch (error) {
+      table.textContent = describeError(error);
+    }
+  }
+
   async show(jobId) {
     this.close();
     this.jobId = jobId;
@@ -216,6 +236,7 @@ export class JobView {
     if (this.jobId !== jobId) return;
     this.renderLabels(this.job);
     this.renderParams(this.job.params);
+    this.renderNetwork(this.job);
     this.renderState(this.job);
     this.pollQueue(jobId);
     this.stream = openJobStream(jobId, {

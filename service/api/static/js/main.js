@@ -2,9 +2,11 @@
 
 import { startAnalysisViews } from "./analysis.js";
 import { ApiError, apiKey, describeError, request, setApiKey } from "./api.js";
+import { startDatasetPanel } from "./datasetpanel.js";
 import { startDigitPad } from "./digit.js";
 import { startJobList } from "./joblist.js";
 import { JobView } from "./jobview.js";
+import { attachLayerEditor, hasLayerList } from "./layereditor.js";
 import { renderForm } from "./schemaform.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -40,11 +42,14 @@ async function setUpJobForm(onSubmitted) {
   for (const model of models) select.append(new Option(model.name, model.name));
   select.value = byName.has(DEFAULT_MODEL) ? DEFAULT_MODEL : models[0].name;
   let form;
+  let editor = null;
   const showModel = () => {
     const model = byName.get(select.value);
     summary.textContent = model.summary;
     formError.textContent = "";
-    form = renderForm($("#job-fields"), model.options_schema);
+    const designed = hasLayerList(model.options_schema);
+    form = renderForm($("#job-fields"), model.options_schema, { essentials: designed ? ["data", "layers"] : [] });
+    editor = designed ? attachLayerEditor($("#job-fields"), model, form) : null;
   };
   select.addEventListener("change", showModel);
   showModel();
@@ -55,6 +60,7 @@ async function setUpJobForm(onSubmitted) {
     select.value = job.model;
     showModel();
     form.fill(job.params);
+    if (editor) editor.refresh();
     formError.textContent = "";
     summary.textContent = `Cloned from job #${job.id}: edit and submit.`;
     $("#submit-panel").scrollIntoView({ block: "start" });
@@ -67,6 +73,7 @@ async function setUpJobForm(onSubmitted) {
     let params;
     try {
       params = form.read();
+      if (editor) params = editor.complete(params);
     } catch {
       return;
     }
@@ -75,6 +82,7 @@ async function setUpJobForm(onSubmitted) {
       onSubmitted(job);
     } catch (error) {
       const unplaced = error instanceof ApiError && error.status === 422 ? form.showErrors(error.detail) : null;
+      if (editor && unplaced !== null) editor.showErrors(error.detail);
       if (unplaced === null) formError.textContent = describeError(error);
       else if (unplaced.length) formError.textContent = describeError(new ApiError(422, unplaced));
     }
@@ -100,6 +108,7 @@ function main() {
   });
   startDigitPad($("#digit-canvas"), $("#digit-predict"), $("#digit-clear"), $("#digit-result"));
   startAnalysisViews($("#compare-view"), $("#sweep-view"), $("#registry-view"));
+  startDatasetPanel($("#datasets-panel"));
 }
 
 main();

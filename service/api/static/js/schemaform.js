@@ -7,7 +7,8 @@ import { controlFor } from "./fieldcontrols.js";
 const ESSENTIALS = ["epochs", "optimizer", "lr", "batch_size"];
 
 // Renders the options into container; returns {read(), showErrors(detail), clear(), fill()}.
-export function renderForm(container, schema) {
+// `essentials` adds option names to show unfolded (a layer list and the data it reads).
+export function renderForm(container, schema, { essentials: shown = [] } = {}) {
   const controls = new Map();
   const essentials = document.createElement("div");
   essentials.className = "essentials";
@@ -20,7 +21,7 @@ export function renderForm(container, schema) {
   advanced.append(summary, folded);
   const required = schema.required || [];
   for (const [name, property] of Object.entries(schema.properties || {})) {
-    const isEssential = ESSENTIALS.includes(name) || required.includes(name);
+    const isEssential = ESSENTIALS.includes(name) || shown.includes(name) || required.includes(name);
     const control = controlFor(name, property, schema, `option-${name}`, required.includes(name));
     (isEssential ? essentials : folded).append(control.element);
     controls.set(name, { control, initial: control.read(), isEssential });

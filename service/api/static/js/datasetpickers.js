@@ -1,0 +1,105 @@
+// Pickers for options that name an uploaded dataset or its columns, by option name: `dataset`
+// and `test_dataset` choose from GET /datasets; `target` (one) and `features` (several) from
+// the chosen `dataset`'s schema columns. Each overlays the option's own input, which keeps the
+// value (so read, fill and errors work as for any option) and shows again when there is
+// nothing to pick from (a server without /datasets, no dataset chosen).
+
+import { listDatasets, readDataset, usableColumns } from "./datasets.js";
+
+const DATASET_OPTIONS = ["dataset", "test_dataset"];
+const COLUMN_OPTIONS = ["target", "features"];
+export const PICKED_OPTIONS = [...DATASET_OPTIONS, ...COLUMN_OPTIONS];
+
+function datasetLabel(dataset) {
+  const schema = dataset.schema || {};
+  const extent = schema.kind === "table" ? `${schema.rows} rows` : `${schema.images} images`;
+  return `#${dataset.id} ${dataset.name} (${dataset.kind}, ${extent})`;
+}
+
+// The option's input mirrored by a select; returns the control with fill() kept in sync.
+export function withPicker(name, control) {
+  const input = control.element.querySelector("input, textarea");
+  const select = document.createElement("select");
+  select.className = "picker";
+  select.dataset.picks = name;
+  select.hidden = true;
+  const isMany = name === "features";
+  select.multiple = isMany;
+  input.after(select);
+  const ownId = input.id;
+
+  // Shown with choices, the select takes the input's id (so the label points at it).
+  function offer(choices, placeholder) {
+    const current = readValue();
+    select.replaceChildren(...(isMany ? [] : [new Option(placeholder, "")]));
+    for (const [value, text] of choices) select.append(new Option(text, value));
+    for (const value of current) {
+      if (value !== "" && ![...select.options].some((o) => o.value === value)) {
+        select.append(new Option(`${value} (not in the list)`, value));
+      }
+    }
+    if (isMany) select.size = Math.min(Math.max(select.options.length, 2), 8);
+    const isShown = choices.length > 0 || current.some((v) => v !== "");
+    select.hidden = !isShown;
+    input.hidden = isShown;
+    [select.id, input.id] = isShown ? [ownId, `${ownId}-typed`] : ["", ownId];
+    mirror();
+  }
+
+  // The input's value as the select's option values.
+  function readValue() {
+    if (!isMany) return [input.value.trim()];
+    try {
+      const list = JSON.parse(input.value || "null");
+      return Array.isArray(list) ? list.map(String) : [];
+    } catch {
+      return [];
+    }
+  }
+
+  function mirror() {
+    const values = readValue();
+    for (const option of select.options) option.selected = values.includes(option.value);
+    if (!isMany) select.value = values[0];
+  }
+
+  select.addEventListener("change", () => {
+    const chosen = [...select.selectedOptions].map((o) => o.value);
+    input.value = isMany ? (chosen.length ? JSON.stringify(chosen) : "") : select.value;
+  });
+
+  if (DATASET_OPTIONS.includes(name)) {
+    const load = async () => {
+      const page = await listDatasets().catch(() => null);
+      if (!control.element.isConnected) return;
+      offer(page ? page.data.map((d) => [String(d.id), datasetLabel(d)]) : [], name === "dataset" ? "choose a dataset…" : "(none)");
+      if (name === "dataset") select.dispatchEvent(new Event("change", { bubbles: true }));
+    };
+    const reload = () => (control.element.isConnected ? load() : document.removeEventListener("datasets-changed", reload));
+    document.addEventListener("datasets-changed", reload);
+    load();
+  } else {
+    // The columns follow the `dataset` picker of the same form.
+    let asked = 0;
+    const follow = async (event) => {
+      if (!control.element.isConnected) return document.removeEventListener("change", follow);
+      const source = event.target;
+      if (source.dataset.picks !== "dataset" || source.closest("form") !== control.element.closest("form")) return;
+      const mine = ++asked;
+      let columns = [];
+      if (source.value) columns = usableColumns(await readDataset(Number(source.value)).catch(() => null));
+      if (mine === asked) offer(columns.map((c) => [c.name, `${c.name} (${c.type})`]), "choose a column…");
+    };
+    document.addEventListener("change", follow);
+  }
+
+  const fill = control.fill;
+  return {
+    ...control,
+    fill(value) {
+      fill(value);
+      mirror();
+      if (name === "dataset" && !select.hidden) select.dispatchEvent(new Event("change", { bubbles: true }));
+    },
+  };
+}

@@ -70,6 +70,21 @@ class WorkerPublic(BaseModel):
     pid: int
 
 
+class RankPublic(BaseModel):
+    rank: int
+    host: str
+    device: str
+    samples_per_s: float | None = Field(None, description="Its training samples/s, last epoch.")
+
+
+class DistributedPublic(BaseModel):
+    """The processes of a distributed run (params.distributed), as its rank 0 reported them."""
+
+    world_size: int
+    backend: str = Field(description="gloo (CPU) or nccl (CUDA).")
+    ranks: list[RankPublic]
+
+
 class JobPublic(BaseModel):
     id: int
     model: str
@@ -111,6 +126,9 @@ class JobPublic(BaseModel):
     note: str | None = None
     waiting_reason: str | None = Field(
         None, description="Why a queued job cannot start (no live worker can run its device)."
+    )
+    distributed: DistributedPublic | None = Field(
+        None, description="Its processes, once a distributed run has started."
     )
 
 

@@ -55,6 +55,10 @@ T = TypeVar("T")
 GROUP_TIMEOUT = timedelta(minutes=10)
 WORLD_REPORT_INTERVAL_S = 1.0
 PAUSE_POLL_S = 0.05
+# A rank that dies breaks the others' next collective (DDP's backward, a reduce) with an error
+# of the survivors' own; the agent stops them within its monitor interval (0.1 s). A rank
+# whose error outlives this wait failed on its own, and the job fails with its message.
+PEER_LOSS_GRACE_S = 5.0
 
 
 def job_options(job: Job) -> TrainOptions | None:
@@ -201,22 +205,26 @@ class DistributedRun:
                     logger.warning("heartbeat failed for job %s", self.lease.job_id, exc_info=True)
 
     def after_failure(self, error: ChildFailedError) -> None:
-        """A rank failed. Rank 0 records its own ends; if the job is still this attempt's,
-        a rank was killed (the attempt is lost: requeued) or raised (the job fails)."""
-        rank, failure = error.get_first_failure()
+        """A rank failed. Rank 0 records the job's own ends; if the job is still this
+        attempt's, a rank raised (the job fails with its error) or every failed rank was
+        killed (a lost rank, then the agent stopping the rest: the attempt is lost, and the
+        queue runs the job again from its last checkpoint)."""
         with read_session(self.engine) as session:
             job = session.get(Job, self.lease.job_id)
         if job is None or job.status != JobState.RUNNING or job.attempts != self.lease.attempt:
-            logger.info("job %s: rank %s exited %s after the job ended", job, rank, failure)
+            logger.info("job %s: ranks exited after the job ended: %s", self.lease.job_id, error)
             return
-        if failure.exitcode < 0:
-            logger.warning("job %s: rank %s lost (%s)", job.id, rank, failure.signal_name())
-            assert job.worker_host is not None and job.worker_pid is not None
-            expire_leases_of(self.engine, WorkerIdentity(job.worker_host, job.worker_pid))
-            requeue_stale_jobs(self.engine)
+        raised = sorted((r, f) for r, f in error.failures.items() if f.exitcode > 0)
+        if raised:
+            rank, failure = raised[0]
+            message = failure.message if isinstance(failure.message, str) else failure.message
+            fail_job(self.engine, self.lease, f"rank {rank} failed: {message}")
             return
-        message = failure.message if isinstance(failure.message, str) else str(failure.message)
-        fail_job(self.engine, self.lease, f"rank {rank} failed: {message}")
+        lost = ", ".join(f"{r} ({f.signal_name()})" for r, f in sorted(error.failures.items()))
+        logger.warning("job %s: ranks lost: %s; requeued", job.id, lost)
+        assert job.worker_host is not None and job.worker_pid is not None
+        expire_leases_of(self.engine, WorkerIdentity(job.worker_host, job.worker_pid))
+        requeue_stale_jobs(self.engine)
 
 
 def free_port() -> int:
@@ -265,7 +273,7 @@ def lead(task: RankTask, ranks: GroupRanks, device: torch.device) -> None:
             return task.pause.is_set() or os.getppid() != task.worker_pid
 
         task.started.set()
-        JobRun(
+        LeadRun(
             task.settings,
             engine,
             job,
@@ -283,6 +291,19 @@ def lead(task: RankTask, ranks: GroupRanks, device: torch.device) -> None:
             raise RuntimeError(f"job {task.job_id} failed: {ended.error}")
     finally:
         engine.dispose()
+
+
+class LeadRun(JobRun):
+    """Rank 0's run: as a one-process job's, except that an error may be a peer's death."""
+
+    def execute(self) -> None:
+        try:
+            super().execute()
+        except Diverged:
+            raise  # every rank diverged together
+        except Exception:
+            time.sleep(PEER_LOSS_GRACE_S)  # the agent stops this process if a peer died
+            raise
 
 
 def follow(task: RankTask, ranks: GroupRanks, device: torch.device) -> None:
@@ -307,6 +328,9 @@ def follow(task: RankTask, ranks: GroupRanks, device: torch.device) -> None:
         )
     except Diverged:
         pass  # every rank saw the same figures; rank 0 records the failure
+    except Exception:
+        time.sleep(PEER_LOSS_GRACE_S)  # rank 0 died, or failed the job: the agent stops us
+        raise
 
 
 class GroupRanks(Ranks):
@@ -343,8 +367,8 @@ class GroupRanks(Ranks):
         return mine
 
     def mean(self, total: torch.Tensor, count: int) -> float:
-        sums = torch.stack([total.double(), torch.tensor(float(count), device=total.device)])
-        sums = sums.to(self.comm)
+        count_ = torch.tensor(count, dtype=torch.float64, device=total.device)
+        sums = torch.stack([total.double(), count_]).to(self.comm)
         dist.all_reduce(sums)
         return (sums[0] / sums[1]).item()
 

@@ -8,9 +8,12 @@ import math
 from collections.abc import Callable
 
 import pytest
+import torch
+from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from tests.utils.prometheus_text import sample
 from tests.utils.store_jobs import claim, status_of
 from tests.utils.trained_server import write_tiny_mnist
 from torchkiln.models import REGISTRY
@@ -20,10 +23,9 @@ from torchkiln.service.store.db import read_session, write_session
 from torchkiln.service.store.settings import Settings
 from torchkiln.service.store.states import JobState
 from torchkiln.service.store.tables import MetricPoint
+from torchkiln.service.store.world import record_world
 from torchkiln.workers.distributed import DistributedRun, GroupRanks, is_distributed
 from torchkiln.workers.job_run import JobRun
-
-pytestmark = pytest.mark.slow
 
 EPOCHS = 5
 # 240 training rows (300 less a fifth for validation): 32 does not divide them, so the last
@@ -78,6 +80,7 @@ def history(engine: Engine, job_id: int) -> dict[str, list[tuple[int, float | No
     return by_name
 
 
+@pytest.mark.slow  # two launches of two interpreters each
 def test_two_processes_follow_one_and_resume_from_the_checkpoint(
     settings: Settings, engine: Engine
 ) -> None:
@@ -113,8 +116,6 @@ def test_two_processes_follow_one_and_resume_from_the_checkpoint(
 
 def test_shards_are_distributed_samplers() -> None:
     """Padded with the first rows to a multiple of the world, then every world-th row."""
-    import torch
-
     order = torch.tensor([4, 0, 3, 1, 2])
     shards = [GroupRanks(r, 2, torch.device("cpu"), "gloo", seed=0).shard(order) for r in (0, 1)]
     assert [s.tolist() for s in shards] == [[4, 3, 2], [0, 1, 4]]
@@ -133,3 +134,30 @@ def test_distributed_options_are_checked(params: dict, message: str) -> None:
     spec = REGISTRY["mnist_mlp"]
     with pytest.raises(ValueError, match=message):
         spec.parse_options({"distributed": {"procs_per_node": 2}, **params})
+
+
+WORLD = {
+    "world_size": 2,
+    "backend": "gloo",
+    "ranks": [
+        {"rank": 0, "host": "a", "device": "cpu", "samples_per_s": 900.5},
+        {"rank": 1, "host": "a", "device": "cpu", "samples_per_s": 880.0},
+    ],
+}
+
+
+def test_the_world_shows_in_the_job_json_and_prometheus(client: TestClient) -> None:
+    """No processes: the row as rank 0 writes it, read back by the API."""
+    job_id = client.post("/jobs", json={"model": "mnist_mlp", "params": TWO}).json()["id"]
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    job = claim(engine)
+    assert job is not None and job.id == job_id
+    assert record_world(engine, jobs.Lease(job_id, job.attempts), WORLD)
+    assert client.get(f"/jobs/{job_id}").json()["distributed"] == WORLD
+    text = client.get("/metrics").text
+    assert sample(text, "torchkiln_job_world_size", job_id=str(job_id)) == 2
+    speed = sample(
+        text, "torchkiln_rank_samples_per_second", job_id=str(job_id), rank="1", host="a",
+        device="cpu",
+    )  # fmt: skip
+    assert speed == 880.0

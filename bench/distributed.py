@@ -33,13 +33,12 @@ sys.path.insert(0, str(REPO_ROOT))
 import torch  # noqa: E402
 from sqlmodel import select  # noqa: E402
 
-from tests.utils.store_jobs import claim  # noqa: E402
+from tests.utils.store_jobs import claim, enqueue  # noqa: E402
 from torchkiln.service.store import jobs  # noqa: E402
 from torchkiln.service.store.db import (  # noqa: E402
     make_engine,
     read_session,
     upgrade_database,
-    write_session,
 )
 from torchkiln.service.store.settings import Settings  # noqa: E402
 from torchkiln.service.store.tables import MetricPoint  # noqa: E402
@@ -61,15 +60,7 @@ def run_job(root: Path, params: dict, *, fused: bool) -> dict:
     )
     engine = make_engine(settings)
     upgrade_database(engine)
-    with write_session(engine) as session:
-        jobs.enqueue_job(
-            session=session,
-            model="mnist_mlp",
-            params=params,
-            device="cpu",
-            priority=0,
-            max_attempts=1,
-        )
+    enqueue(engine, device="cpu", max_attempts=1, model="mnist_mlp", params=params)
     job = claim(engine, devices=["cpu"])
     assert job is not None and job.id is not None
     run = DistributedRun if is_distributed(job) else JobRun

@@ -14,12 +14,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from tests.utils.prometheus_text import sample
-from tests.utils.store_jobs import claim, status_of
+from tests.utils.store_jobs import claim, enqueue, status_of
 from tests.utils.trained_server import write_tiny_mnist
 from torchkiln.models import REGISTRY
 from torchkiln.service.store import jobs
 from torchkiln.service.store.checkpoint_files import job_log_path
-from torchkiln.service.store.db import read_session, write_session
+from torchkiln.service.store.db import read_session
 from torchkiln.service.store.settings import Settings
 from torchkiln.service.store.states import JobState
 from torchkiln.service.store.tables import MetricPoint
@@ -35,19 +35,6 @@ TWO = {**ONE, "distributed": {"nodes": 1, "procs_per_node": 2}}
 # Measured: 3e-8 relative at most. What differs is float order only: the one process takes
 # the fused MLP step, the two take autograd and add their two gradient halves (gloo).
 REL_TOL = 1e-5
-
-
-def enqueue(engine: Engine, params: dict) -> int:
-    with write_session(engine) as session:
-        job = jobs.enqueue_job(
-            session=session,
-            model="mnist_mlp",
-            params=params,
-            device="auto",
-            priority=0,
-            max_attempts=3,
-        )
-        return job.id  # type: ignore[return-value]
 
 
 def run_next(
@@ -85,7 +72,8 @@ def test_two_processes_follow_one_and_resume_from_the_checkpoint(
     settings: Settings, engine: Engine
 ) -> None:
     write_tiny_mnist(settings.data_dir)
-    two, one = enqueue(engine, TWO), enqueue(engine, ONE)
+    two = enqueue(engine, model="mnist_mlp", params=TWO)
+    one = enqueue(engine, model="mnist_mlp", params=ONE)
 
     # A warm shutdown once an epoch is recorded: the ranks finish that epoch, rank 0 writes
     # its checkpoint and hands the job back.

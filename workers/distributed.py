@@ -248,7 +248,7 @@ def run_rank(task: RankTask) -> None:
     dist.init_process_group(backend, timeout=GROUP_TIMEOUT)
     try:
         options = REGISTRY[task.model].parse_options(task.params)
-        ranks = GroupRanks(rank, world, device, backend, seed=options.seed)
+        ranks = GroupRanks(rank, world, device, backend, seed=options.seed, epochs=options.epochs)
         if rank == 0:
             lead(task, ranks, device)
         else:
@@ -339,7 +339,14 @@ class GroupRanks(Ranks):
     stop_check_every = 8
 
     def __init__(
-        self, rank: int, world: int, device: torch.device, backend: str, *, seed: int
+        self,
+        rank: int,
+        world: int,
+        device: torch.device,
+        backend: str,
+        *,
+        seed: int,
+        epochs: int = 1,
     ) -> None:
         self.rank, self.world, self.device, self.backend, self.seed = (
             rank,
@@ -355,6 +362,8 @@ class GroupRanks(Ranks):
         self.world_info: dict[str, Any] | None = None
         self.report: Callable[[dict[str, Any]], Any] | None = None  # rank 0's, to the job row
         self.reported_at = 0.0
+        # Epochs done and asked for: the last epoch's throughput is written whatever the time.
+        self.epoch, self.epochs = 0, epochs
 
     def shard(self, order: torch.Tensor) -> torch.Tensor:
         # DistributedSampler's: pad with the order's first rows to a multiple of the world,
@@ -400,6 +409,7 @@ class GroupRanks(Ranks):
         everyone: list[Any] = [None] * self.world
         dist.all_gather_object(everyone, me)
         self.world_info = {"world_size": self.world, "backend": self.backend, "ranks": everyone}
+        self.epoch = state.epoch
         self.publish(force=True)
 
     def augment_generator(self, state: TrainState) -> torch.Generator:
@@ -422,7 +432,8 @@ class GroupRanks(Ranks):
         if self.world_info is not None:
             for info, value in zip(self.world_info["ranks"], speeds, strict=True):
                 info["samples_per_s"] = round(value.item(), 1)
-            self.publish()
+            self.epoch += 1
+            self.publish(force=self.epoch >= self.epochs)
 
     def publish(self, force: bool = False) -> None:
         """Rank 0 writes the world to the job row, at most once a second."""

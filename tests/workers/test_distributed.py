@@ -32,9 +32,11 @@ EPOCHS = 5
 # batch is a short one, split 8 and 8.
 ONE = {"epochs": EPOCHS, "batch_size": 32, "seed": 0, "checkpoint_every": 1}
 TWO = {**ONE, "distributed": {"nodes": 1, "procs_per_node": 2}}
-# Measured: 3e-8 relative at most. What differs is float order only: the one process takes
-# the fused MLP step, the two take autograd and add their two gradient halves (gloo).
-REL_TOL = 1e-5
+# Measured here over the 5 epochs, relative: train_loss 6e-7, val_loss 2e-7, test_loss 6e-6,
+# accuracies equal. Only float order differs: the one process takes the fused MLP step on
+# batches of 32, the two take autograd on 16 each and add their gradient halves (gloo), and
+# the loss means are summed in float64 across ranks. A wrong shard or batch is off by 1e-2.
+REL_TOL = 1e-4
 
 
 def run_next(

@@ -40,6 +40,7 @@ from torchkiln.workers.checkpoint_payload import checkpoint_payload, restore_sta
 from torchkiln.workers.devices import resolve_device
 from torchkiln.workers.early_stopping import MetricMissing, metric_value
 from torchkiln.workers.heartbeat import LeaseHeartbeat
+from torchkiln.workers.ranks import SOLO, Ranks
 from torchkiln.workers.retired_files import RetiredFiles
 from torchkiln.workers.training import (
     Diverged,
@@ -54,6 +55,16 @@ from torchkiln.workers.training import (
 logger = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 0.25
+
+
+def data_root(settings: Settings) -> DataRoot:
+    """Where this worker's jobs find their data sets."""
+    return DataRoot(
+        settings.data_dir,
+        settings.allow_download,
+        settings.datasets_dir,
+        settings.max_decoded_bytes,
+    )
 
 
 class JobFailure(Exception):
@@ -96,6 +107,7 @@ class JobRun:
         worker_id: int | None,
         beat_interval_s: float,
         should_pause: Callable[[], bool],
+        ranks: Ranks = SOLO,
     ) -> None:
         assert job.id is not None
         self.settings, self.engine, self.job, self.device = settings, engine, job, device
@@ -109,6 +121,8 @@ class JobRun:
         )
         # Warm shutdown: the epoch in progress finishes, then the job goes back to the queue.
         self.should_pause = should_pause
+        # A distributed job's rank 0 runs this, with the other ranks in step (distributed.py).
+        self.ranks = ranks
         self.best = BestKeeper(watch=None)  # replaced once the job's options are parsed
         # Retention's dropped files outlive their rows briefly, for readers that picked them.
         self.store = settings.artifact_store()
@@ -165,15 +179,10 @@ class JobRun:
         spec = spec.for_options(options)
         device = resolve_device(job.device_requested, self.device)
         mark_started(self.engine, lease, device=str(device), torch_version=torch.__version__)
-        data_root = DataRoot(
-            self.settings.data_dir,
-            self.settings.allow_download,
-            self.settings.datasets_dir,
-            self.settings.max_decoded_bytes,
-        )
-        data = to_device(spec.load_data(options, data_root), device)
+        data = to_device(spec.load_data(options, data_root(self.settings)), device)
         self.best = BestKeeper(options.watch, options.keep_last, options.keep_best)
         state = self.initial_state(spec, options, device)
+        self.ranks.share(state, spec.name)
         recorder = EpochRecorder(self.engine, lease)
         sinks = job_logs.epoch_sinks(self.settings.artifacts_dir, lease.job_id, state.epoch)
         interval = options.checkpoint_interval()
@@ -207,6 +216,7 @@ class JobRun:
                 should_pause=self.should_pause,
                 should_end=at_rung,
                 fused_steps=self.settings.fused_mlp_step,
+                ranks=self.ranks,
             )
         finally:
             recorder.flush()

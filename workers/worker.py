@@ -19,6 +19,7 @@ from torchkiln.service.store.devices import claimable_requests
 from torchkiln.service.store.jobs import WorkerIdentity, claim_next_job, requeue_stale_jobs
 from torchkiln.service.store.log_records import configure_logging
 from torchkiln.service.store.settings import Settings
+from torchkiln.workers.distributed import DistributedRun, is_distributed
 from torchkiln.workers.job_run import JobRun
 from torchkiln.workers.wake_listener import (
     PollOnly,
@@ -73,7 +74,9 @@ class Worker:
             if job is None:
                 wait_for_work(self.wakeups, self.stop, self.settings.poll_interval_s)
                 continue
-            JobRun(
+            # A distributed job's ranks are processes of their own; this one launches them.
+            run = DistributedRun if is_distributed(job) else JobRun
+            run(
                 self.settings,
                 self.engine,
                 job,

@@ -30,6 +30,22 @@ _NO_WEIGHT_DECAY = {"lbfgs", "rprop"}
 _HAS_MOMENTUM = {"sgd", "rmsprop"}
 
 
+class Distributed(BaseModel):
+    """One job over several processes (torch.distributed): the global batch stays the spec's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # One host for now: several hosts need gang scheduling through the queue.
+    nodes: int = Field(1, ge=1, le=1, description="Hosts (one, for now).")
+    procs_per_node: int = Field(
+        1, ge=1, le=8, description="Processes on the host: one per GPU, or CPU processes (gloo)."
+    )
+
+    @property
+    def world_size(self) -> int:
+        return self.nodes * self.procs_per_node
+
+
 class TrainOptions(BaseModel):
     """Options every job accepts. Unknown keys and NaN/inf numbers are refused."""
 
@@ -67,6 +83,11 @@ class TrainOptions(BaseModel):
     )
     keep_last: int = Field(1, ge=1, le=1000, description="Newest checkpoints kept for resume.")
     keep_best: int = Field(1, ge=1, le=1000, description="Best checkpoints kept (with watch).")
+    distributed: Distributed | None = Field(
+        None,
+        description='Train across processes, e.g. {"nodes": 1, "procs_per_node": 2}; '
+        "each takes batch_size / processes of every batch.",
+    )
     preset: Literal["default", "seed"] = Field(
         "default",
         description='"seed": the seed tutorial\'s exact recipe for options not given here '
@@ -95,6 +116,24 @@ class TrainOptions(BaseModel):
                 f"momentum applies to sgd and rmsprop only, not {self.optimizer!r}; set it to 0"
             )
         return self
+
+    @model_validator(mode="after")
+    def _check_distributed(self) -> TrainOptions:
+        world = self.world_size()
+        if world == 1:
+            return self
+        if self.batch_size is not None and self.batch_size % world:
+            raise ValueError(
+                f"batch_size {self.batch_size} does not split over {world} processes; "
+                f"make it a multiple of {world}"
+            )
+        if self.optimizer == "lbfgs":
+            # Its line search evaluates each rank's own loss a rank-dependent number of times.
+            raise ValueError("optimizer 'lbfgs' cannot train distributed; pick another")
+        return self
+
+    def world_size(self) -> int:
+        return 1 if self.distributed is None else self.distributed.world_size
 
     def checkpoint_interval(self) -> int:
         return self.checkpoint_every or max(1, self.epochs // 10)

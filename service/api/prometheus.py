@@ -109,9 +109,42 @@ class DatabaseCollector(Collector):
             "Jobs waiting for a worker.",
             value=by_state.get(JobState.QUEUED, 0),
         )
+        yield from distributed_families(running_worlds(self.engine))
         with self.epochs.lock:
             self.epochs.update(self.engine)
             yield self.epochs.family()
+
+
+def running_worlds(engine: Engine) -> list[tuple[int, dict[str, Any]]]:
+    """(job id, world) of each running distributed job."""
+    table = Job.__table__.c
+    with read_session(engine) as session:
+        rows = session.execute(
+            sa.select(table.id, table.distributed).where(
+                table.status == JobState.RUNNING.value, table.distributed.is_not(None)
+            )
+        ).all()
+    return [(job_id, world) for job_id, world in rows if world]
+
+
+def distributed_families(worlds: list[tuple[int, dict[str, Any]]]) -> Iterator[Metric]:
+    """World size and per-rank training throughput of the running distributed jobs."""
+    size = GaugeMetricFamily(
+        "torchkiln_job_world_size", "Processes training a running job.", labels=["job_id"]
+    )
+    speed = GaugeMetricFamily(
+        "torchkiln_rank_samples_per_second",
+        "Training samples a second of each rank of a running job, last epoch.",
+        labels=["job_id", "rank", "host", "device"],
+    )
+    for job_id, world in worlds:
+        size.add_metric([str(job_id)], world.get("world_size", 0))
+        for rank in world.get("ranks", []):
+            if rank.get("samples_per_s") is not None:
+                labels = [str(job_id), str(rank["rank"]), rank["host"], rank["device"]]
+                speed.add_metric(labels, rank["samples_per_s"])
+    yield size
+    yield speed
 
 
 class PredictMetrics:

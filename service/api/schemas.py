@@ -78,6 +78,21 @@ class JobLinks(BaseModel):
     )
 
 
+class RankPublic(BaseModel):
+    rank: int
+    host: str
+    device: str
+    samples_per_s: float | None = Field(None, description="Its training samples/s, last epoch.")
+
+
+class DistributedPublic(BaseModel):
+    """The processes of a distributed run (params.distributed), as its rank 0 reported them."""
+
+    world_size: int
+    backend: str = Field(description="gloo (CPU) or nccl (CUDA).")
+    ranks: list[RankPublic]
+
+
 class JobPublic(BaseModel):
     id: int
     model: str
@@ -121,6 +136,9 @@ class JobPublic(BaseModel):
         None, description="Why a queued job cannot start (no live worker can run its device)."
     )
     links: JobLinks = Field(default_factory=JobLinks)
+    distributed: DistributedPublic | None = Field(
+        None, description="Its processes, once a distributed run has started."
+    )
 
 
 class JobsPublic(BaseModel):

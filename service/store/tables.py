@@ -121,6 +121,8 @@ class Job(SQLModel, table=True):
 
     # Opt-in rule for moving an alias when the job succeeds (service/store/promotion.py).
     promote: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON, nullable=True)
+    # A distributed run's world: world_size, backend, ranks (host, device, samples/s).
+    distributed: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON, nullable=True)
 
 
 class MetricPoint(SQLModel, table=True):

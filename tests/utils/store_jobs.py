@@ -11,12 +11,20 @@ from torchkiln.service.store.tables import Job
 WORKER = jobs.WorkerIdentity(host="test-host", pid=1)
 
 
-def enqueue(engine: Engine, priority: int = 0, device: str = "auto", max_attempts: int = 3) -> int:
+def enqueue(
+    engine: Engine,
+    priority: int = 0,
+    device: str = "auto",
+    max_attempts: int = 3,
+    *,
+    model: str = "linear",
+    params: dict | None = None,
+) -> int:
     with write_session(engine) as session:
         job = jobs.enqueue_job(
             session=session,
-            model="linear",
-            params={"epochs": 3, "seed": 0},
+            model=model,
+            params=params or {"epochs": 3, "seed": 0},
             device=device,
             priority=priority,
             max_attempts=max_attempts,

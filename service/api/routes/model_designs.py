@@ -17,6 +17,8 @@ from pydantic import BaseModel, ValidationError
 from torchkiln.models import REGISTRY
 from torchkiln.models.common.registry import ModelSpec
 from torchkiln.models.common.summary import NetworkSummary
+from torchkiln.service.api.deps import ReadSessionDep
+from torchkiln.service.store import datasets
 from torchkiln.service.store.errors import UnknownModel
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -47,7 +49,7 @@ def spec_with(name: str, hook: str) -> ModelSpec:
 
 
 @router.post("/{name}/summary", response_model=NetworkSummary)
-def summarise_params(name: str, params: ParamsBody) -> NetworkSummary:
+def summarise_params(name: str, params: ParamsBody, session: ReadSessionDep) -> NetworkSummary:
     """Per layer its type, output shape, parameters and FLOPs, and totals, for a job's params.
 
     Nothing trains: the body is what a job's ``params`` would be, checked the same way
@@ -55,7 +57,8 @@ def summarise_params(name: str, params: ParamsBody) -> NetworkSummary:
     """
     spec = spec_with(name, "describe")
     try:
-        options = spec.parse_options(params, strict=True)
+        context = {"dataset_lookup": datasets.lookup_in(session)}
+        options = spec.parse_options(params, strict=True, context=context)
     except ValidationError as error:
         raise RequestValidationError(
             [

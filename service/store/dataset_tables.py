@@ -1,0 +1,240 @@
+"""Tables: a CSV/TSV (perhaps gzipped) or Parquet upload → ``table.parquet`` and its schema.
+
+pyarrow reads the text block by block and each block goes straight to the Parquet writer,
+so a large file never sits whole in memory; the per-column figures are then read back one
+column at a time.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from torchkiln.service.store.errors import DatasetRejected, NotATable
+
+TABLE_FILE = "table.parquet"
+# Strings with more distinct values than this are free text, which models cannot use.
+MAX_CATEGORIES = 1000
+EXAMPLES = 5
+PREVIEW_ROWS = 20
+BLOCK_BYTES = 1 << 20
+HEAD_BYTES = 64 * 1024
+DELIMITERS = ",\t;|"
+CONVERSION = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to (\w+)")
+RAGGED = re.compile(r"Expected (\d+) columns, got (\d+)")
+
+Opener = Callable[[], Any]
+
+
+def text_opener(path: Path, gzipped: bool) -> Opener:
+    """A fresh byte stream of the upload's text each call (pyarrow's, gunzipping if asked)."""
+    return lambda: pa.input_stream(str(path), compression="gzip" if gzipped else None)
+
+
+def text_head(open_text: Opener) -> bytes:
+    try:
+        with open_text() as stream:
+            return stream.read(HEAD_BYTES)
+    except (OSError, pa.ArrowInvalid) as error:
+        raise DatasetRejected(f"the gzip stream is broken ({error}): upload it again") from None
+
+
+def sniff_text(head: bytes) -> tuple[str, list[str]]:
+    """The delimiter and the header's column names; refuses binary, non-UTF-8 and empty text."""
+    if b"\x00" in head:
+        raise NotATable(
+            "the file is binary, not a table: upload CSV or TSV text (optionally gzipped), "
+            "Parquet, or a ZIP/tar archive of image folders"
+        )
+    # A head cut mid-character or mid-line: keep its complete lines only.
+    complete = head if len(head) < HEAD_BYTES else head[: head.rfind(b"\n") + 1] or head
+    try:
+        text = complete.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise NotATable(
+            f"the file is not UTF-8 text (byte {error.start}): save it as UTF-8 CSV or TSV"
+        ) from None
+    if not text.strip():
+        raise DatasetRejected("the file is empty: upload a CSV or TSV with a header row")
+    lines = text.splitlines()
+    try:
+        delimiter = csv.Sniffer().sniff("\n".join(lines[:50]), delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        delimiter = max(DELIMITERS, key=lines[0].count)
+    header = next(csv.reader(io.StringIO(text), delimiter=delimiter))
+    check_names(header)
+    return delimiter, header
+
+
+def check_names(names: list[str]) -> None:
+    """A header row of distinct, non-empty names; a header of numbers is data, not names."""
+    for index, name in enumerate(names, start=1):
+        if not name.strip():
+            raise DatasetRejected(f"column {index} has no name: give every column a header")
+    seen: set[str] = set()
+    duplicates = sorted({n for n in names if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
+    if duplicates:
+        raise DatasetRejected(f"duplicate column names {duplicates}: rename them to be unique")
+    if all(_is_number(name) for name in names):
+        raise DatasetRejected(
+            "the first row is numbers, not column names: add a header row naming the columns"
+        )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def convert_text(open_text: Opener, delimiter: str, header: list[str], out: Path) -> None:
+    """Write the text's rows to ``out`` as Parquet. pyarrow infers each column's type from
+    the first block; a later value that does not fit widens that column and reads again."""
+    types: dict[str, pa.DataType] = {}
+    for _ in range(2 * len(header) + 1):
+        try:
+            _write_parquet(open_text, delimiter, types, out)
+            return
+        except pa.ArrowInvalid as error:
+            message = str(error)
+            if (match := CONVERSION.search(message)) is not None:
+                name = header[int(match.group(1))]
+                types[name] = pa.float64() if match.group(2) == "int64" else pa.string()
+            elif (match := RAGGED.search(message)) is not None:
+                raise DatasetRejected(_ragged_message(open_text, delimiter, len(header))) from None
+            elif "UTF8" in message or "UTF-8" in message:
+                raise DatasetRejected(
+                    "the file has bytes that are not UTF-8: save it as UTF-8"
+                ) from None
+            else:
+                raise DatasetRejected(f"the table cannot be read: {message}") from None
+    raise DatasetRejected("the column types cannot be inferred: check the file is one table")
+
+
+def _write_parquet(
+    open_text: Opener, delimiter: str, types: dict[str, pa.DataType], out: Path
+) -> None:
+    with open_text() as stream:
+        reader = pa_csv.open_csv(
+            stream,
+            read_options=pa_csv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False),
+            parse_options=pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+            convert_options=pa_csv.ConvertOptions(column_types=types, strings_can_be_null=True),
+        )
+        with pq.ParquetWriter(out, reader.schema) as writer:
+            for batch in reader:
+                writer.write_batch(batch)
+
+
+def _ragged_message(open_text: Opener, delimiter: str, width: int) -> str:
+    """Which line has the wrong number of fields: pyarrow knows the row, not its line."""
+    with open_text() as stream:
+        text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
+        reader = csv.reader(text, delimiter=delimiter)
+        for row in reader:
+            if len(row) != width:
+                return (
+                    f"line {reader.line_num} has {len(row)} fields but the header has {width} "
+                    "columns: fix that row (quote fields that contain the delimiter)"
+                )
+    return f"a row does not have the header's {width} columns: fix it"
+
+
+def check_parquet(path: Path) -> None:
+    try:
+        names = pq.ParquetFile(path).schema_arrow.names
+    except (pa.ArrowException, OSError) as error:
+        raise DatasetRejected(f"not a readable Parquet file ({error}): upload it again") from None
+    check_names(names)
+
+
+def table_schema(path: Path) -> dict[str, Any]:
+    """schema.json's content for a Parquet table, one column read at a time."""
+    parquet = pq.ParquetFile(path)
+    rows = parquet.metadata.num_rows
+    if rows == 0:
+        raise DatasetRejected("the table has a header but no rows: add data rows")
+    columns = [
+        column_schema(parquet.read(columns=[name]).column(0), name)
+        for name in parquet.schema_arrow.names
+    ]
+    return {"kind": "table", "rows": rows, "columns": columns}
+
+
+def column_schema(column: pa.ChunkedArray, name: str) -> dict[str, Any]:
+    kind = _kind(column.type)
+    missing = column.null_count
+    if pa.types.is_floating(column.type):
+        missing += pc.sum(pc.is_nan(column)).as_py() or 0
+    try:
+        distinct = pc.count_distinct(column, mode="only_valid").as_py()
+    except pa.ArrowNotImplementedError:  # nested columns (lists, structs): text anyway
+        distinct = 0
+    if kind == "categorical" and distinct > MAX_CATEGORIES:
+        kind = "text"
+    try:
+        head = pc.unique(column.slice(0, 5000).drop_null()).to_pylist()
+    except pa.ArrowNotImplementedError:
+        head = [str(v) for v in column.slice(0, EXAMPLES).drop_null().to_pylist()]
+    entry: dict[str, Any] = {
+        "name": name,
+        "type": kind,
+        "missing": missing,
+        "distinct": distinct,
+        "examples": [json_value(v) for v in head if _is_finite(v)][:EXAMPLES],
+    }
+    if kind in ("categorical", "boolean"):
+        values = pc.unique(column.drop_null()).to_pylist()
+        entry["categories"] = sorted(_category(v) for v in values)
+    return entry
+
+
+def _kind(dtype: pa.DataType) -> str:
+    if pa.types.is_dictionary(dtype):
+        dtype = dtype.value_type
+    if pa.types.is_boolean(dtype):
+        return "boolean"
+    if pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_decimal(dtype):
+        return "numeric"
+    return "categorical" if _is_string(dtype) else "text"
+
+
+def _is_string(dtype: pa.DataType) -> bool:
+    return pa.types.is_string(dtype) or pa.types.is_large_string(dtype)
+
+
+def _category(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _is_finite(value: Any) -> bool:
+    return not (isinstance(value, float) and not math.isfinite(value))
+
+
+def json_value(value: Any) -> Any:
+    """A cell as JSON: numbers, strings, booleans and null as they are, NaN as null, the
+    rest (dates, decimals, bytes) as their text."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return str(value)
+
+
+def preview_rows(path: Path, rows: int = PREVIEW_ROWS) -> list[dict[str, Any]]:
+    batch = next(pq.ParquetFile(path).iter_batches(batch_size=rows), None)
+    if batch is None:
+        return []
+    return [{k: json_value(v) for k, v in row.items()} for row in batch.to_pylist()]

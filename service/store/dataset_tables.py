@@ -12,10 +12,10 @@ import io
 import math
 import re
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
@@ -26,11 +26,12 @@ from torchkiln.service.store.errors import DatasetRejected, NotATable
 TABLE_FILE = "table.parquet"
 # Strings with more distinct values than this are free text, which models cannot use.
 MAX_CATEGORIES = 1000
+# Strings: if this many rows already hold more than MAX_CATEGORIES values, count by sorting.
+DISTINCT_PROBE_ROWS = 65536
 EXAMPLES = 5
 PREVIEW_ROWS = 20
 BLOCK_BYTES = 1 << 20
-ROW_GROUP_BYTES = 32 << 20
-STATS_THREADS = 2
+ROW_GROUP_BYTES = 8 << 20
 HEAD_BYTES = 64 * 1024
 DELIMITERS = ",\t;|"
 CONVERSION = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to (\w+)")
@@ -149,6 +150,7 @@ def _write_parquet(
                     pending = []
             if pending:
                 writer.write_table(pa.Table.from_batches(pending))
+    pa.default_memory_pool().release_unused()
 
 
 def _ragged_message(open_text: Opener, delimiter: str, width: int) -> str:
@@ -157,7 +159,7 @@ def _ragged_message(open_text: Opener, delimiter: str, width: int) -> str:
         text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
         reader = csv.reader(text, delimiter=delimiter)
         for row in reader:
-            if len(row) != width:
+            if row and len(row) != width:  # pyarrow skips empty lines too
                 return (
                     f"line {reader.line_num} has {len(row)} fields but the header has {width} "
                     "columns: fix that row (quote fields that contain the delimiter)"
@@ -174,49 +176,81 @@ def check_parquet(path: Path) -> None:
 
 
 def table_schema(path: Path) -> dict[str, Any]:
-    """schema.json's content for a Parquet table, one column read at a time."""
+    """schema.json's content for a Parquet table, one column in memory at a time."""
     parquet = pq.ParquetFile(path)
     rows = parquet.metadata.num_rows
     if rows == 0:
         raise DatasetRejected("the table has a header but no rows: add data rows")
-    names = parquet.schema_arrow.names
-
-    def one(name: str) -> dict[str, Any]:
-        return column_schema(pq.read_table(path, columns=[name]).column(0), name)
-
-    # pyarrow's kernels release the GIL: columns side by side, one column (and its hash
-    # table) in memory per thread, so only a few threads.
-    with ThreadPoolExecutor(max_workers=min(len(names), STATS_THREADS)) as pool:
-        columns = list(pool.map(one, names))
+    columns = []
+    for name in parquet.schema_arrow.names:
+        columns.append(column_schema(_read_column(parquet, name), name))
+        # Hand the column's pages back to the OS now: the allocator would keep them, and a
+        # server's memory would grow by the widest column of the largest upload.
+        pa.default_memory_pool().release_unused()
     return {"kind": "table", "rows": rows, "columns": columns}
+
+
+def _read_column(parquet: pq.ParquetFile, name: str) -> pa.ChunkedArray:
+    # Row group by row group: reading a whole column concatenates it, twice its size.
+    chunks = [
+        chunk
+        for group in range(parquet.num_row_groups)
+        for chunk in parquet.read_row_group(group, columns=[name], use_threads=False)
+        .column(0)
+        .chunks
+    ]
+    return pa.chunked_array(chunks, type=parquet.schema_arrow.field(name).type)
 
 
 def column_schema(column: pa.ChunkedArray, name: str) -> dict[str, Any]:
     kind = _kind(column.type)
-    missing = column.null_count
-    nans = pc.sum(pc.is_nan(column)).as_py() or 0 if pa.types.is_floating(column.type) else 0
-    try:
-        # unique, not count_distinct: a third of the time here, and categories need it too.
-        values = pc.unique(column)
-    except pa.ArrowNotImplementedError:  # nested columns (lists, structs): text anyway
-        values = None
-    distinct = 0 if values is None else len(values) - (missing > 0) - (nans > 0)
+    values = column.drop_null()
+    nans = 0
+    if pa.types.is_floating(column.type):
+        is_nan = pc.is_nan(values)
+        nans = pc.sum(is_nan).as_py() or 0
+        values = values.filter(pc.invert(is_nan)) if nans else values
+    distinct, uniques = _distinct(values, kind)
     if kind == "categorical" and distinct > MAX_CATEGORIES:
         kind = "text"
     try:
-        head = pc.unique(column.slice(0, 5000).drop_null()).to_pylist()
+        head = pc.unique(values.slice(0, 5000)).to_pylist()
     except pa.ArrowNotImplementedError:
-        head = [str(v) for v in column.slice(0, EXAMPLES).drop_null().to_pylist()]
+        head = [str(v) for v in values.slice(0, EXAMPLES).to_pylist()]
     entry: dict[str, Any] = {
         "name": name,
         "type": kind,
-        "missing": missing + nans,
+        "missing": column.null_count + nans,
         "distinct": distinct,
-        "examples": [json_value(v) for v in head if _is_finite(v)][:EXAMPLES],
+        "examples": [json_value(v) for v in head][:EXAMPLES],
     }
-    if kind in ("categorical", "boolean") and values is not None:
-        entry["categories"] = sorted(_category(v) for v in values.drop_null().to_pylist())
+    if kind in ("categorical", "boolean") and uniques is not None:
+        entry["categories"] = sorted(_category(v) for v in uniques.to_pylist())
     return entry
+
+
+def _distinct(values: pa.ChunkedArray, kind: str) -> tuple[int, pa.Array | None]:
+    """How many distinct values (no nulls or NaNs among them), and the values themselves
+    when there are few. Counted by sorting where there are many: a hash table of a million
+    distinct values costs several times the column's memory."""
+    if len(values) == 0:
+        return 0, None
+    dtype = values.type
+    if pa.types.is_integer(dtype) or pa.types.is_floating(dtype):
+        ordered = np.sort(values.to_numpy())
+        return int(np.count_nonzero(ordered[1:] != ordered[:-1])) + 1, None
+    try:
+        probe = pc.unique(values.slice(0, DISTINCT_PROBE_ROWS))
+        if len(probe) <= MAX_CATEGORIES:
+            uniques = pc.unique(values)
+            if len(uniques) <= MAX_CATEGORIES:
+                return len(uniques), uniques
+            return len(uniques), None
+        ordered = values.take(pc.sort_indices(values))
+        changes = pc.not_equal(ordered.slice(1), ordered.slice(0, len(ordered) - 1))
+        return (pc.sum(changes).as_py() or 0) + 1, None
+    except pa.ArrowNotImplementedError:  # nested columns (lists, structs): text anyway
+        return 0, None
 
 
 def _kind(dtype: pa.DataType) -> str:
@@ -237,10 +271,6 @@ def _category(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _is_finite(value: Any) -> bool:
-    return not (isinstance(value, float) and not math.isfinite(value))
-
-
 def json_value(value: Any) -> Any:
     """A cell as JSON: numbers, strings, booleans and null as they are, NaN as null, the
     rest (dates, decimals, bytes) as their text."""
@@ -252,6 +282,8 @@ def json_value(value: Any) -> Any:
 
 
 def preview_rows(path: Path, rows: int = PREVIEW_ROWS) -> list[dict[str, Any]]:
+    if not path.exists():  # its folder removed by hand: the row still answers
+        return []
     batch = next(pq.ParquetFile(path).iter_batches(batch_size=rows), None)
     if batch is None:
         return []

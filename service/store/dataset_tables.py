@@ -8,9 +8,11 @@ column at a time.
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import math
 import re
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,15 +43,18 @@ Opener = Callable[[], Any]
 
 
 def text_opener(path: Path, gzipped: bool) -> Opener:
-    """A fresh byte stream of the upload's text each call (pyarrow's, gunzipping if asked)."""
-    return lambda: pa.input_stream(str(path), compression="gzip" if gzipped else None)
+    """A fresh byte stream of the upload's text each call, gunzipped if asked (by Python's
+    gzip: it refuses a truncated stream, where pyarrow's may end quietly at the break)."""
+    if gzipped:
+        return lambda: gzip.open(path)
+    return lambda: pa.input_stream(str(path))
 
 
 def text_head(open_text: Opener) -> bytes:
     try:
         with open_text() as stream:
             return stream.read(HEAD_BYTES)
-    except (OSError, pa.ArrowInvalid) as error:
+    except (OSError, EOFError, zlib.error, pa.ArrowInvalid) as error:
         raise DatasetRejected(f"the gzip stream is broken ({error}): upload it again") from None
 
 
@@ -75,7 +80,10 @@ def sniff_text(head: bytes) -> tuple[str, list[str]]:
         delimiter = csv.Sniffer().sniff("\n".join(lines[:50]), delimiters=DELIMITERS).delimiter
     except csv.Error:
         delimiter = max(DELIMITERS, key=lines[0].count)
-    header = next(csv.reader(io.StringIO(text), delimiter=delimiter))
+    try:
+        header = next(csv.reader(io.StringIO(text), delimiter=delimiter))
+    except csv.Error as error:
+        raise DatasetRejected(f"the header row cannot be read: {error}") from None
     check_names(header)
     return delimiter, header
 
@@ -113,7 +121,8 @@ def convert_text(open_text: Opener, delimiter: str, header: list[str], out: Path
             return
         except pa.ArrowInvalid as error:
             message = str(error)
-            if (match := CONVERSION.search(message)) is not None:
+            match = CONVERSION.search(message)
+            if match is not None and int(match.group(1)) < len(header):
                 name = header[int(match.group(1))]
                 types[name] = pa.float64() if match.group(2) == "int64" else pa.string()
             elif (match := RAGGED.search(message)) is not None:
@@ -124,6 +133,8 @@ def convert_text(open_text: Opener, delimiter: str, header: list[str], out: Path
                 ) from None
             else:
                 raise DatasetRejected(f"the table cannot be read: {message}") from None
+        except (OSError, EOFError, zlib.error, pa.ArrowException) as error:  # broken gzip
+            raise DatasetRejected(f"the table cannot be read: {error}") from None
     raise DatasetRejected("the column types cannot be inferred: check the file is one table")
 
 
@@ -158,12 +169,15 @@ def _ragged_message(open_text: Opener, delimiter: str, width: int) -> str:
     with open_text() as stream:
         text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
         reader = csv.reader(text, delimiter=delimiter)
-        for row in reader:
-            if row and len(row) != width:  # pyarrow skips empty lines too
-                return (
-                    f"line {reader.line_num} has {len(row)} fields but the header has {width} "
-                    "columns: fix that row (quote fields that contain the delimiter)"
-                )
+        try:
+            for row in reader:
+                if row and len(row) != width:  # pyarrow skips empty lines too
+                    return (
+                        f"line {reader.line_num} has {len(row)} fields but the header has "
+                        f"{width} columns: fix that row (quote fields that contain the delimiter)"
+                    )
+        except csv.Error as error:
+            return f"line {reader.line_num} cannot be read ({error}): fix that row"
     return f"a row does not have the header's {width} columns: fix it"
 
 

@@ -132,6 +132,7 @@ def link_tar(kind: bytes) -> bytes:
     return buffer.getvalue()
 
 
+ROWS = b"a,b\n" + b"".join(b"%d,%d\n" % (i, i * 7919 % 10007) for i in range(5000))
 BAD_UPLOADS = [
     (b"", "empty", 422, "the file is empty"),
     (b"\x00\x01\x02\xff binary", "binary", 415, "binary, not a table"),
@@ -150,6 +151,12 @@ BAD_UPLOADS = [
     (zipped({"a/1.png": png(), "a/2.png": png(1)}), "one class", 422, "at least two class"),
     (zipped({"a/1.png": png(), "b/c/d/2.png": png()}), "mixed depth", 422, "does not fit"),
     (b"PK\x03\x04 truncated", "broken zip", 422, "archive is broken"),
+    (
+        gzip.compress(ROWS)[: len(gzip.compress(ROWS)) // 2],
+        "cut gzip",
+        422,
+        "gzip stream is broken",
+    ),
 ]
 
 

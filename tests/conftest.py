@@ -36,6 +36,7 @@ def make_settings(tmp_path: Path, database_url: str) -> Settings:
         database_url=database_url,
         artifacts_dir=tmp_path / "artifacts",
         data_dir=tmp_path / "data",
+        datasets_dir=tmp_path / "datasets",
         lease_s=3.0,
         poll_interval_s=0.1,
         workers=1,

@@ -11,13 +11,14 @@ from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
-from torchkiln.service.api.body_limits import BodyLimit, KeyBeforeBody
+from torchkiln.service.api.body_limits import MULTIPART_OVERHEAD_BYTES, BodyLimit, KeyBeforeBody
 from torchkiln.service.api.deps import require_api_key, require_plain_path_ids
 from torchkiln.service.api.direct_routes import DirectRoute
 from torchkiln.service.api.errors import add_error_handlers
 from torchkiln.service.api.openapi_contract import state_the_rules
 from torchkiln.service.api.prometheus import PredictTimer, make_telemetry
 from torchkiln.service.api.routes import (
+    datasets,
     events,
     health,
     inference_v2,
@@ -38,6 +39,7 @@ from torchkiln.service.api.schemas import ERROR_RESPONSES
 from torchkiln.service.api.serving.batching import batching_policy
 from torchkiln.service.api.serving.predictions import ModelCache
 from torchkiln.service.api.serving.warmup import warm_up
+from torchkiln.service.store.dataset_upload import remove_stale_uploads
 from torchkiln.service.store.db import make_engine, upgrade_database
 from torchkiln.service.store.settings import Settings
 
@@ -55,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(upgrade_database, engine)
+        await run_in_threadpool(remove_stale_uploads, settings.datasets_dir)
         # Predictions are tiny batches: extra intra-op threads only add hand-off latency
         # and compete with the other HTTP processes for cores.
         torch.set_num_threads(settings.predict_threads)
@@ -92,7 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (compare_router, sweeps_router, model_designs_router, job_designs_router):
         app.include_router(router, dependencies=protected, responses=ERROR_RESPONSES)
     routers = (jobs.router, events.router, logs.router, models.router, predict.router)
-    for router in (*routers, worker_processes.router, prometheus.router):
+    for router in (*routers, datasets.router, worker_processes.router, prometheus.router):
         app.include_router(router, dependencies=protected, responses=ERROR_RESPONSES)
     app.include_router(versions.router, dependencies=protected, responses=ERROR_RESPONSES)
     # Its errors are the protocol's {"error": ...}, not ERROR_RESPONSES' {"detail": ...}.
@@ -107,6 +110,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upload_limit=settings.max_upload_bytes,
         batch_limit=settings.max_batch_upload_bytes,
         upload_paths=predict.upload_paths(),
+        # The file part itself is held to max_dataset_bytes as it streams (413 either way).
+        path_limits={"/datasets": settings.max_dataset_bytes + MULTIPART_OVERHEAD_BYTES},
     )
     if settings.api_key is not None:
         # Outside BodyLimit: authentication comes before any limit or byte of the body.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -40,13 +40,18 @@ class BodyLimit:
         upload_limit: int,
         batch_limit: int | None = None,
         upload_paths: Collection[str] | None = None,
+        path_limits: Mapping[str, int] | None = None,
     ) -> None:
-        """``upload_paths``: the routes that take uploads (None: every route)."""
+        """``upload_paths``: the routes that take uploads (None: every route);
+        ``path_limits``: routes with a body limit of their own (dataset uploads)."""
         self.app, self.json_limit, self.upload_limit = app, json_limit, upload_limit
+        self.path_limits = dict(path_limits or {})
         self.batch_limit = max(upload_limit, batch_limit or upload_limit)
         self.upload_paths = None if upload_paths is None else frozenset(upload_paths)
 
     def limit_for(self, content_type: str, path: str | None = None) -> int:
+        if path in self.path_limits:
+            return self.path_limits[path]
         if self.upload_paths is not None and path not in self.upload_paths:
             return self.json_limit
         if content_type.startswith("multipart/form-data"):

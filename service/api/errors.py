@@ -39,6 +39,9 @@ ERROR_STATUS: dict[type[errors.TorchkilnError], int] = {
     errors.NoSweepWinner: 409,
     errors.SweepNotCancellable: 409,
     errors.ExportUnavailable: 501,
+    errors.DatasetNotFound: 404,
+    errors.DatasetInUse: 409,
+    errors.DatasetTooLarge: 413,
 }
 
 

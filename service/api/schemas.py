@@ -348,3 +348,34 @@ def prediction_responses(path_name: str, specs: Sequence[ModelSpec]) -> dict[int
     """The ``responses`` of a prediction route: its answer (``prediction_schema``)."""
     model = prediction_schema(path_name, specs)
     return {200: {"model": model, "description": "The prediction and the job that made it."}}
+
+
+class DatasetPublic(BaseModel):
+    """An uploaded dataset; ``schema`` is its schema.json (columns, or classes and splits)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: int
+    name: str
+    kind: Literal["table", "images"]
+    format: Literal["csv", "tsv", "parquet", "zip", "tar"]
+    sha256: str
+    bytes: int = Field(description="The upload's size as sent.")
+    created_at: datetime
+    # Aliased: a field named ``schema`` would shadow BaseModel's deprecated method.
+    dataset_schema: dict[str, Any] = Field(
+        alias="schema",
+        description="Tables: rows and columns (name, type, missing, distinct, examples, "
+        "categories); images: images, classes, splits, sizes, modes.",
+    )
+
+
+class DatasetsPublic(BaseModel):
+    data: list[DatasetPublic]
+    count: int
+
+
+class DatasetDetailPublic(DatasetPublic):
+    preview: list[dict[str, Any]] = Field(
+        description="Tables: the first 20 rows; images: up to 8 {class, path} samples."
+    )

@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from torchkiln.service.cli import job_actions, job_commands, predict_command, sweep_commands
+from torchkiln.service.cli import (
+    dataset_commands,
+    job_actions,
+    job_commands,
+    predict_command,
+    sweep_commands,
+)
 from torchkiln.service.cli.http import DEFAULT_URL, GlobalApiKey, GlobalUrl, Remote
 from torchkiln.service.cli.port_check import port_in_use
 
@@ -148,6 +154,7 @@ for command in (
 ):
     app.command()(command)
 app.add_typer(sweep_commands.app, name="sweep")
+app.add_typer(dataset_commands.app, name="datasets")
 # ``predict mnist a.png`` and ``predict linear --x 1 2``: its own options are free-form.
 app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
     predict_command.predict

@@ -92,3 +92,28 @@ class NoSummary(TorchkilnError):
             f"job {job_id} is a {model} job; summaries are for models described as a layer "
             f"list: {', '.join(sorted(known))}"
         )
+
+
+class DatasetNotFound(TorchkilnError):
+    def __init__(self, dataset_id: int) -> None:
+        super().__init__(f"dataset {dataset_id} does not exist; upload one with POST /datasets")
+
+
+class DatasetInUse(TorchkilnError):
+    """A dataset that a queued or running job trains on."""
+
+
+class DatasetTooLarge(TorchkilnError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the dataset is larger than the limit of {limit} bytes (TORCHKILN_MAX_DATASET_BYTES):"
+            " upload a smaller file, or raise the limit"
+        )
+
+
+class DatasetRejected(InvalidInput):
+    """An upload that is not a dataset we can store; the message says what to fix."""
+
+
+class NotATable(UnsupportedBody):
+    """An upload that is neither text (CSV/TSV) nor a format we read (gzip, Parquet, ZIP, tar)."""

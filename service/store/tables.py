@@ -204,3 +204,25 @@ class Sweep(SQLModel, table=True):
     status: str = Field(default=SweepState.RUNNING, max_length=16)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     winner_job_id: int | None = Field(default=None)
+
+
+class DatasetKind(StrEnum):
+    TABLE = "table"
+    IMAGES = "images"
+
+
+class Dataset(SQLModel, table=True):
+    """An uploaded dataset; its files are ``<datasets_dir>/<id>/`` (schema.json and the data)."""
+
+    __tablename__ = "dataset"
+    # AUTOINCREMENT: a deleted dataset's id is never reused, so a job's lineage names one upload.
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=128)
+    kind: str = Field(max_length=16)
+    format: str = Field(max_length=16)
+    sha256: str = Field(max_length=64, unique=True)
+    size_bytes: int = Field(sa_type=sa.BigInteger)
+    data_schema: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)

@@ -140,3 +140,20 @@ def test_sweep_create_list_show(cli: CliRunner, http: httpx.Client, tmp_path: Pa
     bad.write_text("model: linear\nspace: {}\n")
     refused = cli.invoke(app, ["sweep", "create", str(bad)])
     assert refused.exit_code == 3 and "space: " in refused.output, refused.output
+
+
+def test_datasets_upload_list_show_delete(cli: CliRunner, tmp_path: Path) -> None:
+    table = tmp_path / "people.csv"
+    table.write_text("age,city\n31,Oslo\n45,Rome\n")
+    uploaded = ok(cli, "datasets", "upload", str(table), "--name", "people")
+    assert "people (2 rows x 2 columns)" in uploaded and "categorical" in uploaded, uploaded
+    dataset_id = uploaded.split()[1].rstrip(":")
+    assert "people" in ok(cli, "datasets", "list")
+    shown = ok(cli, "datasets", "show", dataset_id)
+    assert '{"age": 31, "city": "Oslo"}' in shown, shown
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("a,b\n1,2,3\n")
+    refused = cli.invoke(app, ["datasets", "upload", str(ragged)])
+    assert refused.exit_code == 3 and "line 2 has 3 fields" in refused.output, refused.output
+    assert f"dataset {dataset_id} deleted" in ok(cli, "datasets", "delete", dataset_id)
+    assert cli.invoke(app, ["datasets", "show", dataset_id]).exit_code == 3

@@ -23,13 +23,14 @@ from torchkiln.service.api.schemas import (
     WorkerPublic,
 )
 from torchkiln.service.store import (
+    datasets,
     jobs,
     metric_history,
     queue_estimates,
     versions,
     worker_processes,
 )
-from torchkiln.service.store.db import write_session
+from torchkiln.service.store.db import read_session, write_session
 from torchkiln.service.store.init_sources import require_init_sources
 from torchkiln.service.store.states import TERMINAL, JobState, stop_kind
 from torchkiln.service.store.tables import MAX_ROW_ID, Job, utcnow
@@ -67,8 +68,14 @@ def _duration_s(started: datetime | None, finished: datetime | None, state: str)
     return round((end - started).total_seconds(), 3)
 
 
-def validate_params(spec_name: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The model's options with defaults filled in; 422 naming each bad field otherwise."""
+def validate_params(
+    spec_name: str, params: dict[str, Any], lookup: datasets.Lookup | None = None
+) -> dict[str, Any]:
+    """The model's options with defaults filled in; 422 naming each bad field otherwise.
+
+    ``lookup`` resolves dataset ids (``datasets.lookup_in``): option models that name a
+    dataset record its id, name, sha256 and schema as the job's lineage.
+    """
     spec = REGISTRY.get(spec_name)
     if spec is None:
         raise RequestValidationError(
@@ -82,7 +89,8 @@ def validate_params(spec_name: str, params: dict[str, Any]) -> dict[str, Any]:
             ]
         )
     try:
-        return spec.parse_options(params, strict=True).model_dump(mode="json")
+        context = {"dataset_lookup": lookup} if lookup is not None else None
+        return spec.parse_options(params, strict=True, context=context).model_dump(mode="json")
     except ValidationError as error:
         raise RequestValidationError(
             [
@@ -95,7 +103,8 @@ def validate_params(spec_name: str, params: dict[str, Any]) -> dict[str, Any]:
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=JobPublic)
 def submit_job(body: JobCreate, engine: EngineDep, settings: SettingsDep) -> JobPublic:
     """Queue a training job. Its params are checked against the model's option schema."""
-    params = validate_params(body.model, body.params)
+    with read_session(engine) as session:
+        params = validate_params(body.model, body.params, datasets.lookup_in(session))
     # Writes open their session here, not as a dependency: SQLite's write lock is then held
     # for these statements alone, not across the thread hop to a dependency's commit.
     with write_session(engine) as session:

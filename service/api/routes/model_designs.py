@@ -19,7 +19,7 @@ from torchkiln.models import REGISTRY
 from torchkiln.models.common.registry import ModelSpec
 from torchkiln.models.common.summary import NetworkSummary
 from torchkiln.service.api.deps import ReadSessionDep
-from torchkiln.service.store import jobs
+from torchkiln.service.store import datasets, jobs
 from torchkiln.service.store.errors import NoSummary, UnknownModel
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -51,19 +51,26 @@ def spec_with(name: str, hook: str) -> ModelSpec:
 
 
 @router.post("/{name}/summary", response_model=NetworkSummary)
-def summarise_params(name: str, params: ParamsBody) -> NetworkSummary:
+def summarise_params(name: str, params: ParamsBody, session: ReadSessionDep) -> NetworkSummary:
     """Per layer its type, output shape, parameters and FLOPs, and totals, for a job's params.
 
     Nothing trains: the body is what a job's ``params`` would be, checked the same way
     (a 422 names the layer that cannot work).
     """
-    return describe(spec_with(name, "describe"), params, strict=True)
+    context = {"dataset_lookup": datasets.lookup_in(session)}
+    return describe(spec_with(name, "describe"), params, strict=True, context=context)
 
 
-def describe(spec: ModelSpec, params: dict[str, Any], *, strict: bool) -> NetworkSummary:
+def describe(
+    spec: ModelSpec,
+    params: dict[str, Any],
+    *,
+    strict: bool,
+    context: dict[str, Any] | None = None,
+) -> NetworkSummary:
     """The spec's summary of ``params``; a 422 naming each bad field (as ``body.<field>``)."""
     try:
-        options = spec.parse_options(params, strict=strict)
+        options = spec.parse_options(params, strict=strict, context=context)
     except ValidationError as error:
         raise RequestValidationError(
             [

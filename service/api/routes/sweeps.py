@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.engine import Engine
 
 from torchkiln.service.api.deps import EngineDep, ReadSessionDep, SettingsDep, StoreDep
 from torchkiln.service.api.routes.jobs import validate_params
 from torchkiln.service.api.schemas import ErrorPublic
-from torchkiln.service.store import aliases, sweeps
+from torchkiln.service.store import aliases, datasets, sweeps
 from torchkiln.service.store.cache_markers import touch_aliases
 from torchkiln.service.store.db import read_session, write_session
 from torchkiln.service.store.errors import NoSweepWinner
@@ -56,23 +57,25 @@ def trial_public(rank: int, trial: sweeps.Trial, searched: list[str]) -> TrialPu
     )
 
 
-def trial_params(body: SweepCreate) -> list[dict]:
+def trial_params(body: SweepCreate, engine: Engine) -> list[dict]:
     """Each trial's full params, validated like a job's; 422 names the trial that fails."""
     validated = []
-    for index, values in enumerate(sweeps.trial_assignments(body)):
-        try:
-            validated.append(validate_params(body.model, {**body.params, **values}))
-        except RequestValidationError as error:
-            raise RequestValidationError(
-                [{**e, "msg": f"trial {index} {values}: {e['msg']}"} for e in error.errors()]
-            ) from None
+    with read_session(engine) as session:
+        lookup = datasets.lookup_in(session)
+        for index, values in enumerate(sweeps.trial_assignments(body)):
+            try:
+                validated.append(validate_params(body.model, {**body.params, **values}, lookup))
+            except RequestValidationError as error:
+                raise RequestValidationError(
+                    [{**e, "msg": f"trial {index} {values}: {e['msg']}"} for e in error.errors()]
+                ) from None
     return validated
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SweepPublic)
 def create_sweep(body: SweepCreate, engine: EngineDep, settings: SettingsDep) -> SweepPublic:
     """Queue one job per trial, below interactive jobs; the worker pool runs them."""
-    params = trial_params(body)
+    params = trial_params(body, engine)
     with write_session(engine) as session:
         require_init_sources(session, model=body.model, params=params)
         sweep = sweeps.create_sweep(

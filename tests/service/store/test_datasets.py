@@ -1,0 +1,86 @@
+"""The datasets store: lookup for submit-time validation, in_use for DELETE, type widening."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from torchkiln.service.store import dataset_tables, datasets
+from torchkiln.service.store.db import read_session, write_session
+from torchkiln.service.store.jobs import enqueue_job
+from torchkiln.service.store.states import JobState
+from torchkiln.service.store.tables import Dataset, Job
+
+
+def add_dataset(engine: Engine, sha256: str) -> int:
+    with write_session(engine) as session:
+        dataset = Dataset(
+            name="d", kind="table", format="csv", sha256=sha256, size_bytes=3,
+            data_schema={"kind": "table", "rows": 1, "columns": []},
+        )  # fmt: skip
+        session.add(dataset)
+        session.flush()
+        return dataset.id  # type: ignore[return-value]
+
+
+def add_job(engine: Engine, dataset_ids: list[int], status: JobState) -> int:
+    lineage = {"datasets": [{"id": i, "role": "train"} for i in dataset_ids]}
+    with write_session(engine) as session:
+        job = enqueue_job(
+            session=session,
+            model="linear",
+            params={"epochs": 1, "seed": 0, "lineage": lineage},
+            device="auto",
+            priority=0,
+            max_attempts=1,
+        )
+        job.status = status
+        return job.id  # type: ignore[return-value]
+
+
+def test_lookup_names_the_dataset_or_raises(engine: Engine) -> None:
+    dataset_id = add_dataset(engine, "a" * 64)
+    with read_session(engine) as session:
+        found = datasets.lookup_in(session)(dataset_id)
+        assert found == {
+            "id": dataset_id,
+            "name": "d",
+            "sha256": "a" * 64,
+            "kind": "table",
+            "schema": {"kind": "table", "rows": 1, "columns": []},
+        }
+        with pytest.raises(LookupError, match="upload one with POST /datasets"):
+            datasets.lookup(session, dataset_id + 1)
+
+
+def test_only_queued_and_running_jobs_hold_a_dataset(engine: Engine, tmp_path: Path) -> None:
+    held, free = add_dataset(engine, "b" * 64), add_dataset(engine, "c" * 64)
+    running = add_job(engine, [held], JobState.RUNNING)
+    add_job(engine, [free], JobState.SUCCEEDED)
+    with read_session(engine) as session:
+        assert datasets.in_use(session, held) == [running]
+        assert datasets.in_use(session, free) == []
+    with pytest.raises(datasets.DatasetInUse, match=f"job\\(s\\) {running}"):
+        datasets.delete_dataset(engine, tmp_path, held)
+    datasets.delete_dataset(engine, tmp_path, free)
+    with write_session(engine) as session:
+        session.execute(sa.update(Job).values(status=JobState.CANCELLED))
+    datasets.delete_dataset(engine, tmp_path, held)
+    # AUTOINCREMENT: a new dataset never takes a deleted one's id.
+    assert add_dataset(engine, "d" * 64) > free
+
+
+def test_a_column_widens_when_a_later_block_does_not_fit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dataset_tables, "BLOCK_BYTES", 64)
+    source = tmp_path / "t.csv"
+    source.write_text("n,m\n" + "1,2\n" * 40 + "1.5,x\n")
+    out = tmp_path / "t.parquet"
+    opener = dataset_tables.text_opener(source, gzipped=False)
+    dataset_tables.convert_text(opener, ",", ["n", "m"], out)
+    n, m = dataset_tables.table_schema(out)["columns"]
+    assert (n["type"], n["distinct"], m["type"]) == ("numeric", 2, "categorical")

@@ -86,6 +86,17 @@ def test_the_layer_editor_summarises_as_typed_and_shows_a_422_at_its_layer(page:
     assert network.locator("tbody tr").count() == len(SMALL_MNIST)
     assert network.locator(".net-total td").nth(3).inner_text() == f"{stored['parameters']:,}"
     tab.shoot("job-network")
+    # A distributed run's world, as the job view words it (GET /jobs/{id}'s `distributed`).
+    world = {
+        "world_size": 2,
+        "backend": "gloo",
+        "ranks": [
+            {"rank": 0, "host": "a", "device": "cpu", "samples_per_s": 1216.4},
+            {"rank": 1, "host": "b", "device": "cpu", "samples_per_s": None},
+        ],
+    }
+    shown = page.evaluate("w => import('/static/js/jobview.js').then((m) => m.worldText(w))", world)
+    assert shown == "2 processes (gloo): rank 0 a cpu 1,216 samples/s; rank 1 b cpu"
     assert tab.errors == []
 
 

@@ -35,6 +35,16 @@ export function queueText(job, isShort = false) {
   return isShort ? `${place} · ~${formatWait(estimate)}` : `${place}, starts in about ${formatWait(estimate)}`;
 }
 
+// "2 processes (gloo): rank 0 host-a cpu 1,216 samples/s; rank 1 ...": a distributed run's world.
+export function worldText(distributed) {
+  if (!distributed || !distributed.ranks) return "";
+  const ranks = distributed.ranks.map((r) => {
+    const speed = r.samples_per_s === null || r.samples_per_s === undefined ? "" : ` ${Math.round(r.samples_per_s).toLocaleString("en")} samples/s`;
+    return `rank ${r.rank} ${r.host} ${r.device}${speed}`;
+  });
+  return `${distributed.world_size} processes (${distributed.backend}): ${ranks.join("; ")}`;
+}
+
 export class JobView {
   constructor(root) {
     this.root = root;
@@ -290,6 +300,8 @@ export class JobView {
     const queued = queueText(this.job);
     if (queued) this.state.append(" · ", Object.assign(document.createElement("span"), { className: "queue", textContent: queued }));
     if (waiting) this.state.append(` · waiting: ${waiting}`);
+    const world = worldText(this.job.distributed);
+    if (world) this.state.append(" · ", Object.assign(document.createElement("span"), { className: "world", textContent: world }));
     if (stopReason) this.state.append(` · ${stopReason}`);
     const tags = document.createElement("span");
     tags.className = "job-tags";

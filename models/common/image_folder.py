@@ -56,7 +56,7 @@ def to_pixels(image: Image.Image, channels: int, side: int) -> np.ndarray:
     image = image.convert("L" if channels == 1 else "RGB")
     if image.size != (side, side):
         image = image.resize((side, side), RESAMPLE)
-    pixels = np.asarray(image, dtype=np.uint8)
+    pixels = np.array(image, dtype=np.uint8)  # a writable copy, for torch.from_numpy
     return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
 
 

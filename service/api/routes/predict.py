@@ -17,7 +17,6 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from torchkiln.models import REGISTRY
@@ -136,6 +135,8 @@ def add_table_route(spec: ModelSpec) -> None:
     ) -> Response:
         content_type = request.headers.get("content-type", "")
         body = await request.body()
+        table: bytes | None = None
+        inputs: BaseModel | None = None
         if content_type.startswith("multipart/form-data"):
             files = split_files(body, content_type, 1)
             if files is None:
@@ -144,9 +145,9 @@ def add_table_route(spec: ModelSpec) -> None:
                     files = [await upload.read()] if isinstance(upload, UploadFile) else []
             if not files:
                 raise InvalidInput("send the CSV file as a multipart file field named 'file'")
-            inputs = await run_in_threadpool(read_table, files[0], "text/csv")
+            table = files[0]
         elif content_type.startswith(("text/csv", "text/tab-separated-values", "text/plain")):
-            inputs = await run_in_threadpool(read_table, body, content_type)
+            table = body
         elif content_type and "json" not in content_type:
             raise UnsupportedBody(
                 f"unsupported content type {content_type.split(';')[0]!r}: send JSON rows, a "
@@ -154,9 +155,13 @@ def add_table_route(spec: ModelSpec) -> None:
             )
         else:
             inputs = validated(inputs_model, body)
-        answered = await answer(
-            cache, [spec.name], (job_id, alias), lambda s: s.preprocess(inputs), is_slow=True
-        )
+
+        def batch_of(served: ModelSpec) -> torch.Tensor:
+            # The file is read once the answering job is known (in a worker thread).
+            rows = inputs if table is None else read_table(table, content_type)
+            return served.preprocess(rows)
+
+        answered = await answer(cache, [spec.name], (job_id, alias), batch_of, is_slow=True)
         if "text/csv" in request.headers.get("accept", ""):
             return csv_response(answered)
         return json_response(answered)

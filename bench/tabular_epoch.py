@@ -113,13 +113,17 @@ def main() -> None:
         options = base.parse_options(params, context={"dataset_lookup": lookup_in(datasets)})
         spec = base.for_options(options)
         started = time.perf_counter()
-        data = to_device(spec.load_data(options, DataRoot(Path("x"), datasets=datasets)), torch.device("cpu"))
+        data = to_device(
+            spec.load_data(options, DataRoot(Path("x"), datasets=datasets)), torch.device("cpu")
+        )
         load_s = time.perf_counter() - started
         ours, theirs = [], []
         for repeat in range(args.repeats):
             ours.append(torchkiln_epoch(spec, options, data))
             theirs.append(hand_written_epoch(data.train, args.batch_size, repeat))
-            logger.info("repeat %d: tabular %.2f s, hand-written %.2f s", repeat, ours[-1], theirs[-1])
+            logger.info(
+                "repeat %d: tabular %.2f s, hand-written %.2f s", repeat, ours[-1], theirs[-1]
+            )
     result = {
         "rows": args.rows,
         "columns": COLUMNS,

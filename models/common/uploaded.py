@@ -33,6 +33,15 @@ class UploadedOptions(DatasetOptions):
 
     @model_validator(mode="before")
     @classmethod
+    def _seed_recipe_first(cls, params: Any) -> Any:
+        # Before DatasetOptions fills momentum 0 for a non-SGD default optimizer: the seed
+        # recipe's own optimizer and momentum must win over that filler.
+        if isinstance(params, dict) and params.get("preset") == "seed":
+            return {**cls.SEED_RECIPE, **params}
+        return params
+
+    @model_validator(mode="before")
+    @classmethod
     def _fill_lineage(cls, params: Any, info: ValidationInfo) -> Any:
         lookup = (info.context or {}).get("dataset_lookup")
         if not isinstance(params, dict):

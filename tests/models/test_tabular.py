@@ -81,6 +81,8 @@ def test_submit_fills_lineage_and_names_what_is_wrong(datasets: Path) -> None:
     [entry] = options.lineage["datasets"]
     assert entry["id"] == 1 and entry["role"] == "train" and entry["schema"]["kind"] == "table"
     assert options.task == "binary" and options.loss == "bce"
+    seed = parse(datasets, target="ok", preset="seed")
+    assert (seed.hidden, seed.optimizer, seed.momentum) == ([6, 4], "sgd", 0.9)
     # Stored params parse again without the lookup.
     assert SPEC.parse_options(options.model_dump(mode="json")).lineage == options.lineage
     assert "does not exist; upload one with POST /datasets" in error_of(

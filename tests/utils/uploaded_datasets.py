@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from PIL import Image
 
@@ -22,22 +23,22 @@ def table_schema(table: pa.Table) -> dict[str, Any]:
     columns = []
     for name in table.column_names:
         data = table.column(name)
-        values = [v for v in data.to_pylist() if v is not None]
-        distinct = sorted(set(values), key=str)
+        distinct = pc.unique(data.drop_null())
         column: dict[str, Any] = {
             "name": name,
             "missing": data.null_count,
             "distinct": len(distinct),
-            "examples": values[:5],
+            "examples": data.drop_null().slice(0, 5).to_pylist(),
         }
         if pa.types.is_boolean(data.type):
-            column |= {"type": "boolean", "categories": sorted(str(v).lower() for v in distinct)}
+            categories = sorted(str(v).lower() for v in distinct.to_pylist())
+            column |= {"type": "boolean", "categories": categories}
         elif pa.types.is_integer(data.type) or pa.types.is_floating(data.type):
             column["type"] = "numeric"
         elif len(distinct) > MAX_CATEGORIES:
             column["type"] = "text"
         else:
-            column |= {"type": "categorical", "categories": sorted(map(str, distinct))}
+            column |= {"type": "categorical", "categories": sorted(map(str, distinct.to_pylist()))}
         columns.append(column)
     return {"kind": "table", "rows": table.num_rows, "columns": columns}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import logging
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -46,6 +47,8 @@ from torchkiln.models.common.tabular_data import (
 from torchkiln.models.common.tabular_network import TabularNetwork
 from torchkiln.models.common.tensors import feature_tensors
 from torchkiln.models.common.uploaded import UploadedOptions, dataset_dir
+
+logger = logging.getLogger(__name__)
 
 MAX_ROWS = 10_000
 MAX_LAYERS = 16
@@ -248,6 +251,10 @@ def read_split(data_root: DataRoot, dataset_id: int, plan: TablePlan) -> Split:
 
 def load_table(options: TabularOptions, data_root: DataRoot, fitted: Fitted) -> TrainingData:
     plan = options.plan()
+    schema = options.dataset_schema("train") or {}
+    text = [c["name"] for c in schema.get("columns", []) if c["type"] == "text"]
+    if options.features is None and text:
+        logger.warning("text columns left out (cannot be used as features): %s", ", ".join(text))
     rows = read_split(data_root, options.dataset, plan)
     if plan.task == "regression":
         train, val = split_off_validation(rows.x, rows.y, options.val_fraction)

@@ -14,7 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import numpy as np
 import torch
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import nn
 
 from torchkiln.models.common.augment import random_crop_reflect, random_hflip
@@ -85,13 +85,22 @@ class ImageClassifierOptions(UploadedOptions):
         description="Output channels of each conv/pool block.",
     )
     augment: list[Augmentation] = Field(
-        default_factory=list, description='Random "flip" (left-right) and/or "crop" (shifts).'
+        default_factory=list,
+        description='Random "flip" (left-right) and/or "crop" (shifts); true: both.',
     )
     batch_norm: bool = Field(False, description="Batch normalisation after each convolution.")
     loss: ClassificationLoss = "cross_entropy"
     epochs: int = Field(10, ge=1, le=100_000)
     optimizer: OptimizerName = "adam"
     lr: float = Field(0.001, gt=0, le=10)
+
+    @field_validator("augment", mode="before")
+    @classmethod
+    def _augment_flag(cls, value: Any) -> Any:
+        # true/false as the built-in image models take it: both augmentations, or none.
+        if isinstance(value, bool):
+            return ["flip", "crop"] if value else []
+        return value
 
     @model_validator(mode="after")
     def _check_shape(self) -> ImageClassifierOptions:

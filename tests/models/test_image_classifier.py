@@ -79,6 +79,7 @@ def test_too_many_decoded_bytes_fail_at_once(datasets: Path) -> None:
 
 
 def test_wrong_kind_and_tiny_images_are_422s(datasets: Path) -> None:
+    assert parse(datasets, augment=True).augment == ["flip", "crop"]
     with pytest.raises(ValidationError, match="dataset 3 is a table dataset"):
         parse(datasets, dataset=3)
     with pytest.raises(ValidationError, match="too small for 4 pooling blocks"):

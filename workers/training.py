@@ -208,9 +208,25 @@ def epoch_metrics(
         metrics["test_loss"], test_accuracy = evaluate(module, data.test, loss_fn, task, ranks)
         if test_accuracy is not None:
             metrics["test_accuracy"] = test_accuracy
+    if spec.metrics is not None:
+        splits = {"val": data.val, "test": data.test} if data.val is not None else {}
+        splits = splits or {"train": data.train, "test": data.test}
+        for prefix, split in splits.items():
+            if split is not None:
+                figures = spec.metrics(predict_split(state.module, split), split.y)
+                metrics.update({f"{prefix}_{k}": v for k, v in figures.items()})
     if spec.report is not None:
         metrics.update(spec.report(state.module))
     return metrics
+
+
+@torch.no_grad()
+def predict_split(module: nn.Module, split: Split) -> torch.Tensor:
+    """The network's outputs for every sample of ``split``, in eval mode."""
+    module.eval()
+    return torch.cat(
+        [module(split.x[start : start + EVAL_BATCH]) for start in range(0, len(split), EVAL_BATCH)]
+    )
 
 
 class FitOutcome(StrEnum):

@@ -104,6 +104,29 @@ def split_off_validation(
     return train, Split(x.index_select(0, val_index), y.index_select(0, val_index))
 
 
+def split_stratified(
+    x: torch.Tensor, labels: torch.Tensor, fraction: float, y: torch.Tensor | None = None
+) -> tuple[Split, Split | None]:
+    """As ``split_off_validation``, but ``fraction`` of each class (by ``labels``) goes to
+    validation, so a rare class is in both splits; ``y`` (default ``labels``) are the targets."""
+    y = labels if y is None else y
+    generator = torch.Generator().manual_seed(SPLIT_SEED)
+    val_parts = []
+    for label in labels.unique():
+        members = torch.nonzero(labels == label).view(-1)
+        n_val = min(round(len(members) * fraction), len(members) - 1)
+        if n_val > 0:
+            order = torch.randperm(len(members), generator=generator)
+            val_parts.append(members[order[:n_val]])
+    if not val_parts:
+        return Split(x, y), None
+    is_val = torch.zeros(len(labels), dtype=torch.bool)
+    is_val[torch.cat(val_parts)] = True
+    val_index, train_index = torch.nonzero(is_val).view(-1), torch.nonzero(~is_val).view(-1)
+    train = Split(x.index_select(0, train_index), y.index_select(0, train_index))
+    return train, Split(x.index_select(0, val_index), y.index_select(0, val_index))
+
+
 def normalise_mnist(pixels: torch.Tensor) -> torch.Tensor:
     """Grey levels in [0, 1] → the standardised values the MNIST models train on."""
     return (pixels - MNIST_MEAN) / MNIST_STD

@@ -123,6 +123,10 @@ class ModelSpec:
     ``tensors`` (optional) describes the model in named tensors (Open Inference Protocol).
     ``batching`` (optional): serve concurrent predictions in shared forward passes; for networks
     whose forward pass costs about the same for one sample as for several.
+    ``metrics(outputs, targets)`` (optional) adds figures of a whole split to the epoch's
+    record, prefixed with the split's name (``val_rmse``).
+    ``table_upload(data, content_type)`` (optional, table models) turns an uploaded table file
+    into a validated ``inputs`` body; the prediction route then scores CSV files too.
     """
 
     name: str
@@ -146,6 +150,8 @@ class ModelSpec:
     presets: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     tensors: TensorSignature | None = None
     batching: Batching | None = None
+    metrics: Callable[[torch.Tensor, torch.Tensor], dict[str, float]] | None = None
+    table_upload: Callable[[bytes, str], BaseModel] | None = None
 
     def parse_options(
         self,
@@ -162,6 +168,12 @@ class ModelSpec:
         dataset's ``{"id", "name", "sha256", "kind", "schema"}``, or LookupError.
         """
         return self.options.model_validate(params, strict=strict, context=context)
+
+    def example_options(self) -> TrainOptions:
+        """The options' defaults, or their first schema example where some option is required
+        (a dataset id): what the catalogue shows and the registry-wide checks build."""
+        examples = self.options.model_json_schema().get("examples")
+        return self.options.model_validate(examples[0]) if examples else self.options()
 
     def answer_models(self) -> tuple[type[BaseModel], ...]:
         """The shapes a prediction of this model can take: ``answer``, or its union's members."""

@@ -184,7 +184,7 @@ def job_params_per_model(schema: dict[str, Any]) -> None:
     submit["examples"] = {
         spec.name: {
             "summary": spec.summary,
-            "value": {"model": spec.name, "params": spec.options().model_dump(mode="json")},
+            "value": {"model": spec.name, "params": spec.example_options().model_dump(mode="json")},
         }
         for spec in specs
     }

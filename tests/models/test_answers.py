@@ -19,7 +19,12 @@ SEQUENTIAL_DATA = {preset["params"]["data"]: preset["params"] for preset in PRES
 
 def served_specs() -> list[tuple[str, ModelSpec, dict[str, Any]]]:
     """(label, the spec a job serves with, its params) for every model and data set."""
-    cases = [(name, spec, {}) for name, spec in sorted(REGISTRY.items()) if name != "sequential"]
+    cases = []
+    for name, spec in sorted(REGISTRY.items()):
+        if name != "sequential":
+            # Models on uploaded datasets answer for their example job's dataset.
+            params = spec.example_options().model_dump(mode="json")
+            cases.append((name, spec.for_options(spec.parse_options(params)), params))
     sequential = REGISTRY["sequential"]
     for data, params in sorted(SEQUENTIAL_DATA.items()):
         spec = sequential.for_options(sequential.parse_options(params))

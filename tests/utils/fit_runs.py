@@ -14,7 +14,12 @@ CPU = torch.device("cpu")
 
 
 def run_fit(
-    name: str, params: dict, *, state: TrainState | None = None, stop_after: int | None = None
+    name: str,
+    params: dict,
+    *,
+    state: TrainState | None = None,
+    stop_after: int | None = None,
+    data_root: DataRoot | None = None,
 ) -> tuple[TrainState, list[dict[str, float]], FitResult]:
     """``fit`` with the model's own data; pauses after ``stop_after`` epochs if given.
 
@@ -22,7 +27,7 @@ def run_fit(
     """
     options = REGISTRY[name].parse_options(params)
     spec = REGISTRY[name].for_options(options)  # as JobRun does: a sequential job's own spec
-    data = to_device(spec.load_data(options, DataRoot(Path("unused"))), CPU)
+    data = to_device(spec.load_data(options, data_root or DataRoot(Path("unused"))), CPU)
     state = state or new_state(spec, options, CPU)
     history: list[dict[str, float]] = []
     result = fit(

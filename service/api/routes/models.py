@@ -18,7 +18,7 @@ def model_public(spec: ModelSpec) -> ModelPublic:
         summary=spec.summary,
         task=spec.task,
         tags=list(spec.tags),
-        defaults=spec.options().model_dump(mode="json"),
+        defaults=spec.example_options().model_dump(mode="json"),
         options_schema=spec.options.model_json_schema(),
         inputs_schema=spec.inputs.model_json_schema(),
         accepts_upload=spec.decode_upload is not None,

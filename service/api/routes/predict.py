@@ -7,6 +7,8 @@ of those models whose alias moved last. No ``from __future__ import annotations`
 reads the body type of each generated endpoint from its live annotation.
 """
 
+import csv
+import io
 from typing import Annotated, Any
 
 import orjson
@@ -53,6 +55,8 @@ MAX_FILES = 256
 # Both bounds count: a few KiB of PNG can declare millions of pixels.
 INLINE_DECODE_BYTES = 64 * 1024
 INLINE_DECODE_PIXELS = 512 * 512
+# The routes that take image uploads (the table models' CSV route is not one of them).
+IMAGE_ROUTES: set[str] = set()
 
 
 def json_response(body: dict[str, Any]) -> Response:
@@ -82,6 +86,112 @@ def add_json_route(spec: ModelSpec) -> None:
         name=f"predict_{spec.name}",
         responses=prediction_responses(spec.name, [spec]),
     )
+
+
+def table_body_schema(inputs: type[BaseModel]) -> dict[str, Any]:
+    csv = {"type": "string", "format": "binary"}
+    return {
+        "required": True,
+        "content": {
+            "application/json": {"schema": inputs.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {"type": "object", "properties": {"file": csv}, "required": ["file"]}
+            },
+            "text/csv": {"schema": {"type": "string"}},
+        },
+    }
+
+
+def csv_response(body: dict[str, Any]) -> Response:
+    """The predictions as CSV rows: scalar fields as columns, a dict's items as ``key_item``."""
+    rows = []
+    for prediction in body["predictions"]:
+        row: dict[str, Any] = {}
+        for key, value in prediction.items():
+            if isinstance(value, dict):
+                row.update({f"{key}_{k}": v for k, v in value.items()})
+            elif not isinstance(value, list):
+                row[key] = value
+        rows.append(row)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
+    writer.writeheader()
+    writer.writerows(rows)
+    return Response(out.getvalue(), media_type="text/csv")
+
+
+def add_table_route(spec: ModelSpec) -> None:
+    """``POST /predict/{name}`` for a table model: JSON rows, or a CSV file to score whole
+    (multipart ``file`` or a ``text/csv`` body), answered as JSON or, for ``Accept:
+    text/csv``, as CSV."""
+    inputs_model, read_table = spec.inputs, spec.table_upload
+    assert read_table is not None
+
+    async def predict_table(
+        request: Request,
+        cache: ModelCacheDep,
+        job_id: JobIdQuery = None,
+        alias: AliasQuery = None,
+    ) -> Response:
+        content_type = request.headers.get("content-type", "")
+        body = await request.body()
+        table: bytes | None = None
+        inputs: BaseModel | None = None
+        if content_type.startswith("multipart/form-data"):
+            files = split_files(body, content_type, 1)
+            if files is None:
+                async with request.form(max_files=1, max_fields=1) as form:
+                    upload = form.get("file")
+                    files = [await upload.read()] if isinstance(upload, UploadFile) else []
+            if not files:
+                raise InvalidInput("send the CSV file as a multipart file field named 'file'")
+            table = files[0]
+        elif content_type.startswith(("text/csv", "text/tab-separated-values", "text/plain")):
+            table = body
+        elif content_type and "json" not in content_type:
+            raise UnsupportedBody(
+                f"unsupported content type {content_type.split(';')[0]!r}: send JSON rows, a "
+                "text/csv body, or multipart/form-data with a 'file' field"
+            )
+        else:
+            inputs = validated(inputs_model, body)
+
+        def batch_of(served: ModelSpec) -> torch.Tensor:
+            # The file is read once the answering job is known (in a worker thread).
+            rows = inputs if table is None else read_table(table, content_type)
+            return served.preprocess(rows)
+
+        answered = await answer(cache, [spec.name], (job_id, alias), batch_of, is_slow=True)
+        if "text/csv" in request.headers.get("accept", ""):
+            return csv_response(answered)
+        return json_response(answered)
+
+    predict_table.__doc__ = (
+        f"{spec.summary} Send JSON rows, or a CSV file (multipart field `file`, or a text/csv "
+        "body) to score every row; `Accept: text/csv` answers as CSV. Answers from the "
+        "production version, job_id or alias."
+    )
+    router.add_api_route(
+        f"/{spec.name}",
+        predict_table,
+        methods=["POST"],
+        name=f"predict_{spec.name}",
+        openapi_extra={"requestBody": table_body_schema(inputs_model)},
+        responses=prediction_responses(spec.name, [spec]),
+    )
+
+
+def validated(inputs_model: type[BaseModel], body: bytes) -> BaseModel:
+    """A JSON body as ``inputs_model``; a 422 in FastAPI's own shape otherwise."""
+    try:
+        return inputs_model.model_validate_json(body)
+    except ValidationError as error:
+        raise RequestValidationError(
+            [
+                {**e, "loc": ("body", *e["loc"])}
+                for e in error.errors(include_url=False, include_context=False)
+            ]
+        ) from None
 
 
 def upload_body_schema(inputs: type[BaseModel]) -> dict[str, Any]:
@@ -158,15 +268,7 @@ def add_upload_route(path_name: str, specs: list[ModelSpec], summary: str) -> No
                 f"unsupported content type {content_type.split(';')[0]!r}: send multipart/"
                 "form-data with a 'file' field, an image/* body, or application/json pixels"
             )
-        try:
-            inputs = inputs_model.model_validate_json(await request.body())
-        except ValidationError as error:
-            raise RequestValidationError(
-                [
-                    {**e, "loc": ("body", *e["loc"])}
-                    for e in error.errors(include_url=False, include_context=False)
-                ]
-            ) from None
+        inputs = validated(inputs_model, await request.body())
         return json_response(await answer(cache, names, pick, lambda s: s.preprocess(inputs)))
 
     predict_images.__doc__ = (
@@ -174,6 +276,7 @@ def add_upload_route(path_name: str, specs: list[ModelSpec], summary: str) -> No
         "image/* body: PNG, JPEG, BMP, GIF) or JSON pixels. Answers from the production "
         "version, job_id or alias."
     )
+    IMAGE_ROUTES.add(f"predict_{path_name}")
     router.add_api_route(
         f"/{path_name}",
         predict_images,
@@ -186,7 +289,7 @@ def add_upload_route(path_name: str, specs: list[ModelSpec], summary: str) -> No
 
 def upload_routes() -> list[APIRoute]:
     """The routes that take image uploads, and with them the upload body limits."""
-    return [route for route in router.routes if getattr(route, "openapi_extra", None)]  # type: ignore[misc]
+    return [route for route in router.routes if getattr(route, "name", None) in IMAGE_ROUTES]  # type: ignore[misc]
 
 
 def upload_paths() -> set[str]:
@@ -196,6 +299,9 @@ def upload_paths() -> set[str]:
 def add_routes() -> None:
     families: dict[str, list[ModelSpec]] = {}
     for spec in REGISTRY.values():
+        if spec.table_upload is not None:
+            add_table_route(spec)
+            continue
         if spec.decode_upload is None:
             add_json_route(spec)
             continue

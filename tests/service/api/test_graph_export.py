@@ -30,10 +30,11 @@ def real_inputs(graph: TensorGraph, batch: int = 3) -> tuple[torch.Tensor, ...]:
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_every_model_exports_and_onnxruntime_agrees(name: str) -> None:
-    spec = REGISTRY[name]
+    options = REGISTRY[name].example_options()
+    spec = REGISTRY[name].for_options(options)
     assert spec.tensors is not None
     torch.manual_seed(0)
-    graph = TensorGraph(spec.build(spec.parse_options({})), spec.tensors).eval()
+    graph = TensorGraph(spec.build(options), spec.tensors).eval()
     inputs = real_inputs(graph)
     with torch.no_grad():
         expected = graph(*inputs)

@@ -1,6 +1,6 @@
 """POST /datasets' multipart body, parsed as it streams: the ``file`` part's bytes go straight
 to an upload sink (never whole in memory, nor spooled outside the datasets directory), the
-``name`` field is kept, other parts are skipped."""
+``name`` and ``columns`` fields are kept, other parts are skipped."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from torchkiln.service.store.dataset_upload import UploadSink
 from torchkiln.service.store.errors import InvalidInput, TorchkilnError, UnsupportedBody
 
 MAX_NAME_BYTES = 1024
+MAX_COLUMNS_BYTES = 64 * 1024
 
 
 class BrokenForm(TorchkilnError):
@@ -34,6 +35,7 @@ class DatasetForm:
         self.sink = sink
         self.filename: str | None = None
         self.name = bytearray()
+        self.columns = bytearray()
         self._field, self._value = bytearray(), bytearray()
         self._headers: dict[bytes, bytes] = {}
         self._target: str | None = None
@@ -66,6 +68,11 @@ class DatasetForm:
         name = bytes(self.name).decode("utf-8", "replace").strip() or None
         return self.filename, name
 
+    def column_names(self) -> list[str] | None:
+        """The ``columns`` field's comma-separated names (a header-less table's), if sent."""
+        text = bytes(self.columns).decode("utf-8", "replace").strip()
+        return [name.strip() for name in text.split(",")] if text else None
+
     def _part_begin(self) -> None:
         self._headers, self._target = {}, None
 
@@ -82,14 +89,18 @@ class DatasetForm:
         if field == b"file" and b"filename" in options and self.filename is None:
             self.filename = options[b"filename"].decode("utf-8", "replace")
             self._target = "file"
-        elif field == b"name":
-            self._target = "name"
+        elif field in (b"name", b"columns"):
+            self._target = field.decode()
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self._target == "file":
             self.sink.write(data[start:end])
         elif self._target == "name" and len(self.name) < MAX_NAME_BYTES:
             self.name.extend(data[start:end])
+        elif self._target == "columns":
+            if len(self.columns) + end - start > MAX_COLUMNS_BYTES:
+                raise InvalidInput(f"columns is longer than {MAX_COLUMNS_BYTES} bytes")
+            self.columns.extend(data[start:end])
 
     def _end(self) -> None:
         self._is_ended = True

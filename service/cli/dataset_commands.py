@@ -32,12 +32,17 @@ def upload(
         ),
     ],
     name: Annotated[str | None, typer.Option(help="Default: the file's name.")] = None,
+    columns: Annotated[
+        str | None,
+        typer.Option(help="A CSV/TSV without a header row: its column names, comma-separated."),
+    ] = None,
     url: Url = None,
     api_key: ApiKey = None,
 ) -> None:
     """Upload a dataset (streamed) and print its id and schema."""
     with connect(ctx, url, api_key) as client, file.open("rb") as data:
-        form = {"name": name} if name else None
+        fields = {"name": name, "columns": columns}
+        form = {key: value for key, value in fields.items() if value} or None
         # No read timeout: the server converts the whole file before it answers.
         dataset = call(
             client, "POST", "/datasets", files={"file": (file.name, data)}, data=form, timeout=None

@@ -29,11 +29,18 @@ class Ingested:
     schema: dict[str, Any]
 
 
-def ingest(upload: Path, folder: Path, limits: ArchiveLimits) -> Ingested:
+def ingest(
+    upload: Path, folder: Path, limits: ArchiveLimits, *, columns: list[str] | None = None
+) -> Ingested:
     """Convert ``upload`` into the dataset folder ``folder`` (created here); refusals are
-    ``DatasetRejected``/``NotATable`` saying what to fix."""
+    ``DatasetRejected``/``NotATable`` saying what to fix. ``columns`` names the columns of a
+    CSV/TSV that has no header row."""
     folder.mkdir()
     fmt = sniff_format(upload)
+    if columns is not None and fmt not in ("text", "gzip"):
+        raise DatasetRejected(
+            f"columns names a header-less CSV/TSV's columns; this upload is {fmt}: leave it out"
+        )
     if fmt in ("zip", "tar"):
         schema = dataset_archives.unpack(upload, fmt, folder, limits)
         kind = "images"
@@ -44,8 +51,11 @@ def ingest(upload: Path, folder: Path, limits: ArchiveLimits) -> Ingested:
             upload.rename(table)
         else:
             open_text = dataset_tables.text_opener(upload, gzipped=fmt == "gzip")
-            delimiter, header = dataset_tables.sniff_text(dataset_tables.text_head(open_text))
-            dataset_tables.convert_text(open_text, delimiter, header, table)
+            head = dataset_tables.text_head(open_text)
+            delimiter, header = dataset_tables.sniff_text(head, columns)
+            dataset_tables.convert_text(
+                open_text, delimiter, header, table, has_header=columns is None
+            )
             fmt = "tsv" if delimiter == "\t" else "csv"
         schema = dataset_tables.table_schema(table)
         kind = "table"

@@ -58,8 +58,9 @@ def text_head(open_text: Opener) -> bytes:
         raise DatasetRejected(f"the gzip stream is broken ({error}): upload it again") from None
 
 
-def sniff_text(head: bytes) -> tuple[str, list[str]]:
-    """The delimiter and the header's column names; refuses binary, non-UTF-8 and empty text."""
+def sniff_text(head: bytes, columns: list[str] | None = None) -> tuple[str, list[str]]:
+    """The delimiter and the header's column names (``columns`` where the text has no header
+    row); refuses binary, non-UTF-8 and empty text."""
     if b"\x00" in head:
         raise NotATable(
             "the file is binary, not a table: upload CSV or TSV text (optionally gzipped), "
@@ -84,12 +85,21 @@ def sniff_text(head: bytes) -> tuple[str, list[str]]:
         header = next(csv.reader(io.StringIO(text), delimiter=delimiter))
     except csv.Error as error:
         raise DatasetRejected(f"the header row cannot be read: {error}") from None
+    if columns is not None:
+        if len(columns) != len(header):
+            raise DatasetRejected(
+                f"columns names {len(columns)} columns but the first row has {len(header)} "
+                "fields: name each column once"
+            )
+        check_names(columns, given=True)
+        return delimiter, columns
     check_names(header)
     return delimiter, header
 
 
-def check_names(names: list[str]) -> None:
-    """A header row of distinct, non-empty names; a header of numbers is data, not names."""
+def check_names(names: list[str], *, given: bool = False) -> None:
+    """A header row of distinct, non-empty names; a header of numbers is data, not names
+    (``given``: the client's ``columns``, which may be anything but empty or repeated)."""
     for index, name in enumerate(names, start=1):
         if not name.strip():
             raise DatasetRejected(f"column {index} has no name: give every column a header")
@@ -97,9 +107,10 @@ def check_names(names: list[str]) -> None:
     duplicates = sorted({n for n in names if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
     if duplicates:
         raise DatasetRejected(f"duplicate column names {duplicates}: rename them to be unique")
-    if all(_is_number(name) for name in names):
+    if not given and all(_is_number(name) for name in names):
         raise DatasetRejected(
-            "the first row is numbers, not column names: add a header row naming the columns"
+            "the first row is numbers, not column names: add a header row naming the columns,"
+            " or send their names in the form field columns (comma-separated: a,b,label)"
         )
 
 
@@ -111,13 +122,16 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def convert_text(open_text: Opener, delimiter: str, header: list[str], out: Path) -> None:
+def convert_text(
+    open_text: Opener, delimiter: str, header: list[str], out: Path, *, has_header: bool = True
+) -> None:
     """Write the text's rows to ``out`` as Parquet. pyarrow infers each column's type from
     the first block; a later value that does not fit widens that column and reads again."""
     types: dict[str, pa.DataType] = {}
     for _ in range(2 * len(header) + 1):
         try:
-            _write_parquet(open_text, delimiter, types, out)
+            names = None if has_header else header
+            _write_parquet(open_text, delimiter, types, out, names)
             return
         except pa.ArrowInvalid as error:
             message = str(error)
@@ -139,12 +153,19 @@ def convert_text(open_text: Opener, delimiter: str, header: list[str], out: Path
 
 
 def _write_parquet(
-    open_text: Opener, delimiter: str, types: dict[str, pa.DataType], out: Path
+    open_text: Opener,
+    delimiter: str,
+    types: dict[str, pa.DataType],
+    out: Path,
+    names: list[str] | None = None,
 ) -> None:
+    """``names``: the columns of a text without a header row (its first row is data)."""
     with open_text() as stream:
         reader = pa_csv.open_csv(
             stream,
-            read_options=pa_csv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False),
+            read_options=pa_csv.ReadOptions(
+                block_size=BLOCK_BYTES, use_threads=False, column_names=names
+            ),
             parse_options=pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
             convert_options=pa_csv.ConvertOptions(column_types=types, strings_can_be_null=True),
         )

@@ -81,10 +81,17 @@ def in_use(session: Session, dataset_id: int) -> list[int]:
 
 
 def create_dataset(
-    engine: Engine, sink: UploadSink, *, name: str, sha256: str, limits: ArchiveLimits
+    engine: Engine,
+    sink: UploadSink,
+    *,
+    name: str,
+    sha256: str,
+    limits: ArchiveLimits,
+    columns: list[str] | None = None,
 ) -> tuple[Dataset, bool]:
     """The dataset for a finished upload, and whether it is new: the same bytes again give
-    the existing one. The sink's folder is gone afterwards, whatever happens."""
+    the existing one (``columns``, a header-less table's names, count the first time only).
+    The sink's folder is gone afterwards, whatever happens."""
     datasets_dir = sink.folder.parent
     try:
         with read_session(engine) as session:
@@ -92,7 +99,7 @@ def create_dataset(
         if existing is not None:
             return existing, False
         staging = sink.folder / "dataset"
-        ingested = ingest(sink.path, staging, limits)
+        ingested = ingest(sink.path, staging, limits, columns=columns)
         final: Path | None = None
         try:
             with write_session(engine) as session:

@@ -41,6 +41,11 @@ UPLOAD_BODY = {
                         "tar(.gz) of <class>/<image> folders (optionally under train/val/test).",
                     },
                     "name": {"type": "string", "maxLength": MAX_NAME},
+                    "columns": {
+                        "type": "string",
+                        "description": "For a CSV/TSV without a header row: its column names,"
+                        " comma-separated (Glucose,Age,Outcome); the first row is then data.",
+                    },
                 },
                 "required": ["file"],
             }
@@ -98,6 +103,7 @@ async def upload_dataset(
                 pending, size = [], 0
         await run_in_threadpool(form.write, b"".join(pending))
         filename, name = form.finish()
+        columns = form.column_names()
         sha256 = await run_in_threadpool(sink.finish)
     except BaseException:
         await run_in_threadpool(sink.discard)
@@ -110,6 +116,7 @@ async def upload_dataset(
         name=label,
         sha256=sha256,
         limits=archive_limits(settings),
+        columns=columns,
     )
     if not is_new:
         response.status_code = status.HTTP_200_OK

@@ -102,6 +102,23 @@ def test_tsv_with_a_bom_and_quotes_gzip_and_parquet(client: TestClient, tmp_path
     assert answer["format"] == "parquet" and v["missing"] == 2 and k["distinct"] == 2
 
 
+def test_a_headerless_table_takes_its_names_from_columns(
+    client: TestClient, settings: Settings
+) -> None:
+    body = gzip.compress(b"0.5,-1,1\n0.25,0.75,0\n1,2,1\n")
+    answer = upload(client, body, "d.csv.gz", columns="Glucose, Age ,Outcome")
+    assert answer.status_code == 201, answer.text
+    schema = answer.json()["schema"]
+    assert [c["name"] for c in schema["columns"]] == ["Glucose", "Age", "Outcome"]
+    assert schema["rows"] == 3  # the first row is data
+    for columns, words in (("a,b", "names 2 columns but the first row has 3"), ("a,a,b", "dup")):
+        refused = upload(client, b"1,2,3\n4,5,6\n", columns=columns)
+        assert refused.status_code == 422 and words in refused.json()["detail"], refused.text
+    archive = upload(client, zipped({"a/1.png": png(), "b/2.png": png(1)}), "i.zip", columns="x")
+    assert archive.status_code == 422 and "header-less CSV/TSV" in archive.json()["detail"]
+    assert leftovers(settings) == ["1"]
+
+
 def test_image_folders_from_zip_and_tar(client: TestClient) -> None:
     members = {
         "digits/train/cat/1.png": png(1),

@@ -50,6 +50,7 @@ def model_card(session: Session, job: Job, checkpoint: Checkpoint, export_format
             "init_from": job.params.get("init_from"),
             "sweep_id": job.sweep_id,
             "dataset": _dataset(job),
+            "datasets": uploaded_datasets(job),
             "device": job.device,
             "torch_version": job.torch_version,
             "started_at": job.started_at.isoformat() if job.started_at else None,
@@ -73,7 +74,16 @@ def _preprocessing(name: str) -> str:
     return "None: feature values go in as they are, as in the /predict body."
 
 
+def uploaded_datasets(job: Job) -> list[dict[str, Any]]:
+    """The uploaded datasets the job trained (and tested) on, as recorded at submit."""
+    lineage = job.params.get("lineage") or {}
+    keep = ("id", "name", "sha256", "kind", "role")
+    return [{k: d.get(k) for k in keep} for d in lineage.get("datasets", [])]
+
+
 def _dataset(job: Job) -> str:
+    if uploaded_datasets(job):
+        return "uploaded datasets (see datasets)"
     data = job.params.get("data")
     if isinstance(data, dict):
         sizes = {key: len(value) for key, value in data.items() if isinstance(value, list)}

@@ -79,13 +79,13 @@ class ImageClassifierOptions(UploadedOptions):
 
     image_size: int = Field(32, ge=8, le=512, description="Images are resized to this square.")
     channels: list[Annotated[int, Field(ge=1, le=512)]] = Field(
-        default_factory=lambda: [32, 64],
+        [32, 64],
         min_length=1,
         max_length=6,
         description="Output channels of each conv/pool block.",
     )
     augment: list[Augmentation] = Field(
-        default_factory=list,
+        [],
         description='Random "flip" (left-right) and/or "crop" (shifts); true: both.',
     )
     batch_norm: bool = Field(False, description="Batch normalisation after each convolution.")

@@ -137,7 +137,7 @@ class TabularOptions(UploadedOptions):
         None, description="binary, multiclass or regression; null: inferred from the target."
     )
     hidden: list[int] = Field(
-        default_factory=lambda: [64, 32],
+        [64, 32],
         max_length=MAX_LAYERS,
         description="Widths of the hidden layers, first first.",
     )

@@ -28,7 +28,9 @@ class UploadedOptions(DatasetOptions):
         None, ge=1, le=2**31 - 1, description="Another uploaded dataset to test on each epoch."
     )
     lineage: dict[str, Any] | None = Field(
-        None, description="Filled at submit time: the datasets' id, name, sha256 and schema."
+        None,
+        description="Filled at submit time: the datasets' id, name, sha256 and schema.",
+        json_schema_extra={"readOnly": True},
     )
 
     @model_validator(mode="before")

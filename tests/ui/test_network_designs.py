@@ -132,12 +132,14 @@ def test_the_datasets_panel_uploads_a_csv_and_feeds_the_pickers(page: Page, tmp_
     assert tabular, "no model takes a dataset and a target column"
     page.select_option("#model-select", tabular[0])
     page.select_option("#option-dataset", str(dataset_id))
+    assert page.locator("#option-lineage").count() == 0  # readOnly: the server records it
     page.locator("#option-target option[value=label]").wait_for(state="attached")
     columns = page.eval_on_selector_all("#option-target option", "os => os.map(o => o.value)")
     assert columns == ["", "x", "colour", "label"]
     page.select_option("#option-target", "label")
     if page.locator("#option-features").count():
         page.click("#job-fields .advanced summary")
+        assert page.locator("#option-features option[value=label]").is_disabled()
         page.select_option("#option-features", ["x", "colour"])
         assert page.input_value("#option-features-typed") == '["x","colour"]'
     tab.shoot("pickers")

@@ -91,6 +91,20 @@ export function withPicker(name, control) {
       if (mine === asked) offer(columns.map((c) => [c.name, `${c.name} (${c.type})`]), "choose a column…");
     };
     document.addEventListener("change", follow);
+    if (isMany) {
+      // The target is never a feature: its column is greyed out of the features list.
+      const skipTarget = (event) => {
+        if (!control.element.isConnected) return document.removeEventListener("change", skipTarget);
+        const source = event.target;
+        if (source.dataset.picks !== "target" || source.closest("form") !== control.element.closest("form")) return;
+        for (const option of select.options) {
+          option.disabled = option.value === source.value;
+          if (option.disabled) option.selected = false;
+        }
+        select.dispatchEvent(new Event("change"));
+      };
+      document.addEventListener("change", skipTarget);
+    }
   }
 
   const fill = control.fill;

@@ -21,6 +21,8 @@ export function renderForm(container, schema, { essentials: shown = [] } = {}) {
   advanced.append(summary, folded);
   const required = schema.required || [];
   for (const [name, property] of Object.entries(schema.properties || {})) {
+    // The server fills these (a job's dataset lineage); a client never sends them.
+    if (property.readOnly) continue;
     const isEssential = ESSENTIALS.includes(name) || shown.includes(name) || required.includes(name);
     const control = controlFor(name, property, schema, `option-${name}`, required.includes(name));
     (isEssential ? essentials : folded).append(control.element);

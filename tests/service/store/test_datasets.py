@@ -1,14 +1,16 @@
-"""The datasets store: lookup for submit-time validation, in_use for DELETE, type widening."""
+"""The datasets store: lookup for submit-time validation, in_use for DELETE, type widening,
+capped distinct counts, the background Parquet writer."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from torchkiln.service.store import dataset_tables, datasets
+from torchkiln.service.store import dataset_columns, dataset_parquet, dataset_tables, datasets
 from torchkiln.service.store.db import read_session, write_session
 from torchkiln.service.store.jobs import enqueue_job
 from torchkiln.service.store.states import JobState
@@ -84,3 +86,39 @@ def test_a_column_widens_when_a_later_block_does_not_fit(
     dataset_tables.convert_text(opener, ",", ["n", "m"], out)
     n, m = dataset_tables.table_schema(out)["columns"]
     assert (n["type"], n["distinct"], m["type"]) == ("numeric", 2, "categorical")
+
+
+def test_distinct_counts_stop_past_the_cap_the_same_from_csv_and_parquet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dataset_tables, "BLOCK_BYTES", 128)  # several blocks
+    monkeypatch.setattr(dataset_columns, "DISTINCT_CAP", 10)
+    rows = [f"{i % 5},{i / 7:.4f},s{i},{'abc'[i % 3] if i != 4 else ''}" for i in range(60)]
+    source = tmp_path / "t.csv"
+    source.write_text("k,f,s,c\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "t.parquet"
+    streamed = dataset_tables.convert_text(
+        dataset_tables.text_opener(source, gzipped=False), ",", ["k", "f", "s", "c"], out
+    )
+    assert dataset_tables.table_schema(out) == streamed
+    k, f, s, c = streamed["columns"]
+    assert (k["type"], k["distinct"], "distinct_capped" in k) == ("numeric", 5, False)
+    assert (f["type"], f["distinct_capped"], f["distinct"]) == ("numeric", True, 11)
+    assert f["examples"] == [0.0, 0.1429, 0.2857, 0.4286, 0.5714]
+    assert (s["type"], s["distinct_capped"], "categories" in s) == ("text", True, False)
+    assert (c["categories"], c["missing"], c["distinct"]) == (["a", "b", "c"], 1, 3)
+    # Schema inference alone: the same figures, no file.
+    assert (
+        dataset_tables.convert_text(
+            dataset_tables.text_opener(source, gzipped=False), ",", ["k", "f", "s", "c"], None
+        )
+        == streamed
+    )
+
+
+def test_a_background_write_error_reaches_the_caller(tmp_path: Path) -> None:
+    schema = pa.schema([("a", pa.int64())])
+    wrong = pa.record_batch([pa.array(["x"])], names=["a"])  # raised by add or on leaving
+    with pytest.raises(ValueError, match="schema does not match"):  # noqa: PT012
+        with dataset_parquet.BackgroundParquetWriter(tmp_path / "w.parquet", schema) as writer:
+            writer.add(wrong)

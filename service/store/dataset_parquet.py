@@ -54,12 +54,14 @@ class BackgroundParquetWriter:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
-        if kind is None and self._pending:
-            self._put(pa.Table.from_batches(self._pending))
-        self._pending = []
-        self._queue.put(_DONE)
-        self._thread.join()
-        self._writer.close()
+        try:
+            if kind is None and self._pending:
+                self._put(pa.Table.from_batches(self._pending))
+        finally:
+            self._pending = []
+            self._queue.put(_DONE)
+            self._thread.join()
+            self._writer.close()
         if kind is None:
             self._raise()
 

@@ -12,7 +12,7 @@ import gzip
 import io
 import re
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from torchkiln.service.store.dataset_columns import TableFigures, is_string, json_value
+from torchkiln.service.store.dataset_csv_chunks import parsed_batches
 from torchkiln.service.store.dataset_parquet import parquet_writer
 from torchkiln.service.store.errors import DatasetRejected, NotATable
 
@@ -112,16 +113,21 @@ def convert_text(
     a later value that does not fit widens that column and reads again. Without ``out``,
     the schema alone (schema inference, as the benchmark times it against pandas)."""
     types: dict[str, pa.DataType] = {}
-    for _ in range(2 * len(header) + 1):
+    chunked = True
+    for _ in range(2 * len(header) + 2):
         try:
             types = _first_block_types(open_text, delimiter, types)
-            return _checked(_read_table(open_text, delimiter, types, out))
+            return _checked(_read_table(open_text, delimiter, types, out, chunked))
         except pa.ArrowInvalid as error:
             message = str(error)
             match = CONVERSION.search(message)
             if match is not None and int(match.group(1)) < len(header):
                 name = header[int(match.group(1))]
                 types[name] = pa.float64() if match.group(2) == "int64" else pa.string()
+            elif chunked:
+                # Any other refusal is pyarrow's own reader's to give, block by block as
+                # ever: the chunks' cut is then no suspect.
+                chunked = False
             elif (match := RAGGED.search(message)) is not None:
                 raise DatasetRejected(_ragged_message(open_text, delimiter, len(header))) from None
             elif "UTF8" in message or "UTF-8" in message:
@@ -138,38 +144,57 @@ def convert_text(
 def _first_block_types(
     open_text: Opener, delimiter: str, types: dict[str, pa.DataType]
 ) -> dict[str, pa.DataType]:
-    """``types`` and the types pyarrow infers from the first block for the other columns.
-    Given every type, pyarrow's reader converts about a third faster than while it infers;
-    columns empty so far stay inferred (their values decide later)."""
+    """Every column's type: ``types``, and for the others what pyarrow infers from the first
+    block (null for a column empty there: a value later widens it to text, as ever)."""
     with open_text() as stream:
         schema = _open_reader(stream, delimiter, types).schema
-    inferred = {f.name: f.type for f in schema if not pa.types.is_null(f.type)}
-    return {**inferred, **types}
+    return {**{f.name: f.type for f in schema}, **types}
+
+
+def _options(
+    delimiter: str, types: dict[str, pa.DataType]
+) -> tuple[pa_csv.ParseOptions, pa_csv.ConvertOptions]:
+    return (
+        pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+        pa_csv.ConvertOptions(column_types=types, strings_can_be_null=True),
+    )
 
 
 def _open_reader(
     stream: Any, delimiter: str, types: dict[str, pa.DataType]
 ) -> pa_csv.CSVStreamingReader:
+    parse_options, convert_options = _options(delimiter, types)
     return pa_csv.open_csv(
         stream,
-        # Threads: blocks are parsed ahead while the last one is counted and written.
-        read_options=pa_csv.ReadOptions(block_size=BLOCK_BYTES, use_threads=True),
-        parse_options=pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
-        convert_options=pa_csv.ConvertOptions(column_types=types, strings_can_be_null=True),
+        read_options=pa_csv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False),
+        parse_options=parse_options,
+        convert_options=convert_options,
     )
 
 
 def _read_table(
-    open_text: Opener, delimiter: str, types: dict[str, pa.DataType], out: Path | None
+    open_text: Opener,
+    delimiter: str,
+    types: dict[str, pa.DataType],
+    out: Path | None,
+    chunked: bool,
 ) -> dict[str, Any]:
+    """The rows through the column figures into ``out``: parsed in chunks on two cores, or
+    (``chunked`` false) by pyarrow's streaming reader on one."""
+    schema = pa.schema(list(types.items()))
+    figures = TableFigures(schema)
+    strings = [f.name for f in schema if is_string(f.type)]
     with open_text() as stream:
-        reader = _open_reader(stream, delimiter, types)
-        strings = [f.name for f in reader.schema if is_string(f.type)]
-        figures = TableFigures(reader.schema)
+        if chunked:
+            batches: Iterable[pa.RecordBatch] = parsed_batches(
+                stream, schema.names, *_options(delimiter, types)
+            )
+        else:
+            batches = _open_reader(stream, delimiter, types)
         # Dictionary pages only pay for strings; on a column of a million distinct floats
         # building one, then falling back, doubles the write.
-        with parquet_writer(out, reader.schema, use_dictionary=strings) as writer:
-            for batch in reader:
+        with parquet_writer(out, schema, use_dictionary=strings) as writer:
+            for batch in batches:
                 writer.add(batch)
                 figures.add_batch(batch)
     pa.default_memory_pool().release_unused()

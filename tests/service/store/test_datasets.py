@@ -10,7 +10,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from torchkiln.service.store import dataset_columns, dataset_parquet, dataset_tables, datasets
+from torchkiln.service.store import (
+    dataset_columns,
+    dataset_csv_chunks,
+    dataset_parquet,
+    dataset_tables,
+    datasets,
+)
 from torchkiln.service.store.db import read_session, write_session
 from torchkiln.service.store.jobs import enqueue_job
 from torchkiln.service.store.states import JobState
@@ -122,3 +128,21 @@ def test_a_background_write_error_reaches_the_caller(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="schema does not match"):  # noqa: PT012
         with dataset_parquet.BackgroundParquetWriter(tmp_path / "w.parquet", schema) as writer:
             writer.add(wrong)
+
+
+def test_chunks_cut_between_rows_never_inside_quotes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dataset_csv_chunks, "CHUNK_BYTES", 16)  # cuts land everywhere
+    rows = [f'{i},"line {i}\nstill, ""{i}"""' for i in range(40)]
+    source = tmp_path / "q.csv"
+    source.write_bytes(("\ufeffn,text\r\n" + "\r\n".join(rows) + "\r\n").encode())
+    with source.open("rb") as stream:
+        assert len(list(dataset_csv_chunks.row_chunks(stream))) > 20
+    parse, convert = dataset_tables._options(",", {"n": pa.int64(), "text": pa.string()})
+    with source.open("rb") as stream:
+        table = pa.Table.from_batches(
+            dataset_csv_chunks.parsed_batches(stream, ["n", "text"], parse, convert)
+        )
+    assert table.column("n").to_pylist() == list(range(40))
+    assert table.column("text")[7].as_py() == 'line 7\nstill, "7"'

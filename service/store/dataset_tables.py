@@ -121,6 +121,10 @@ def convert_text(
         except pa.ArrowInvalid as error:
             message = str(error)
             match = CONVERSION.search(message)
+            if "UTF8" in message or "UTF-8" in message:  # a cut at a newline splits no character
+                raise DatasetRejected(
+                    "the file has bytes that are not UTF-8: save it as UTF-8"
+                ) from None
             if match is not None and int(match.group(1)) < len(header):
                 name = header[int(match.group(1))]
                 types[name] = pa.float64() if match.group(2) == "int64" else pa.string()
@@ -130,10 +134,6 @@ def convert_text(
                 chunked = False
             elif (match := RAGGED.search(message)) is not None:
                 raise DatasetRejected(_ragged_message(open_text, delimiter, len(header))) from None
-            elif "UTF8" in message or "UTF-8" in message:
-                raise DatasetRejected(
-                    "the file has bytes that are not UTF-8: save it as UTF-8"
-                ) from None
             else:
                 raise DatasetRejected(f"the table cannot be read: {message}") from None
         except (OSError, EOFError, zlib.error, pa.ArrowException) as error:  # broken gzip

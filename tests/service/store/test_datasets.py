@@ -18,6 +18,7 @@ from torchkiln.service.store import (
     datasets,
 )
 from torchkiln.service.store.db import read_session, write_session
+from torchkiln.service.store.errors import DatasetRejected
 from torchkiln.service.store.jobs import enqueue_job
 from torchkiln.service.store.states import JobState
 from torchkiln.service.store.tables import Dataset, Job
@@ -146,3 +147,14 @@ def test_chunks_cut_between_rows_never_inside_quotes(
         )
     assert table.column("n").to_pylist() == list(range(40))
     assert table.column("text")[7].as_py() == 'line 7\nstill, "7"'
+
+
+def test_bytes_past_the_first_block_that_are_not_utf8_say_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dataset_tables, "BLOCK_BYTES", 64)  # in it, they would make b binary
+    source = tmp_path / "bad.csv"
+    source.write_bytes(b"a,b\n" + b"1,x\n" * 40 + b"2,\xff\xfe\n")
+    opener = dataset_tables.text_opener(source, gzipped=False)
+    with pytest.raises(DatasetRejected, match="not UTF-8"):
+        dataset_tables.convert_text(opener, ",", ["a", "b"], None)

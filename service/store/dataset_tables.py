@@ -1,8 +1,10 @@
 """Tables: a CSV/TSV (perhaps gzipped) or Parquet upload → ``table.parquet`` and its schema.
 
-pyarrow reads the text block by block and each block goes to the per-column figures
-(``dataset_columns``) and straight on to the Parquet writer, so a large file never sits whole
-in memory and is read once. A Parquet upload's figures are read one column at a time.
+pyarrow parses the text a few MiB at a time (on two cores: ``dataset_csv_chunks``), every
+column's type fixed from the first block; each piece goes to the per-column figures
+(``dataset_columns``) and on to the Parquet writer (``dataset_parquet``), so a large file
+never sits whole in memory and is read once. A Parquet upload's figures are read one column
+at a time.
 """
 
 from __future__ import annotations

@@ -366,7 +366,9 @@ class DatasetPublic(BaseModel):
     dataset_schema: dict[str, Any] = Field(
         alias="schema",
         description="Tables: rows and columns (name, type, missing, distinct, examples, "
-        "categories); images: images, classes, splits, sizes, modes.",
+        "categories); distinct is exact up to 1000, past that it is 1001 with "
+        "distinct_capped true (at least that many); images: images, classes, splits, sizes, "
+        "modes.",
     )
 
 

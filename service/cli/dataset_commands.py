@@ -125,7 +125,7 @@ def schema_table(dataset: dict[str, Any]) -> Table:
                 column["name"],
                 column["type"],
                 str(column["missing"]),
-                str(column["distinct"]),
+                distinct_text(column),
                 examples,
             )
         return table
@@ -135,3 +135,10 @@ def schema_table(dataset: dict[str, Any]) -> Table:
         per_split = [str(schema["splits"][s]["classes"].get(entry["name"], 0)) for s in splits]
         table.add_row(entry["name"], str(entry["count"]), *per_split)
     return table
+
+
+def distinct_text(column: dict[str, Any]) -> str:
+    """Exact counts as they are; a capped one (at least 1001) as "1000+"."""
+    if column.get("distinct_capped"):
+        return f"{column['distinct'] - 1}+"
+    return str(column["distinct"])

@@ -49,15 +49,15 @@ def ingest(
         if fmt == "parquet":
             dataset_tables.check_parquet(upload)
             upload.rename(table)
+            schema = dataset_tables.table_schema(table)
         else:
             open_text = dataset_tables.text_opener(upload, gzipped=fmt == "gzip")
             head = dataset_tables.text_head(open_text)
             delimiter, header = dataset_tables.sniff_text(head, columns)
-            dataset_tables.convert_text(
+            schema = dataset_tables.convert_text(
                 open_text, delimiter, header, table, has_header=columns is None
             )
             fmt = "tsv" if delimiter == "\t" else "csv"
-        schema = dataset_tables.table_schema(table)
         kind = "table"
     (folder / SCHEMA_FILE).write_text(json.dumps(schema))
     return Ingested(kind=kind, format=fmt, schema=schema)

@@ -1,8 +1,10 @@
 """Tables: a CSV/TSV (perhaps gzipped) or Parquet upload → ``table.parquet`` and its schema.
 
-pyarrow reads the text block by block and each block goes straight to the Parquet writer,
-so a large file never sits whole in memory; the per-column figures are then read back one
-column at a time.
+pyarrow parses the text a few MiB at a time (on two cores: ``dataset_csv_chunks``), every
+column's type fixed from the first block; each piece goes to the per-column figures
+(``dataset_columns``) and on to the Parquet writer (``dataset_parquet``), so a large file
+never sits whole in memory and is read once. A Parquet upload's figures are read one column
+at a time.
 """
 
 from __future__ import annotations
@@ -10,30 +12,24 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import math
 import re
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from torchkiln.service.store.dataset_columns import TableFigures, is_string, json_value
+from torchkiln.service.store.dataset_csv_chunks import parsed_batches
+from torchkiln.service.store.dataset_parquet import parquet_writer
 from torchkiln.service.store.errors import DatasetRejected, NotATable
 
 TABLE_FILE = "table.parquet"
-# Strings with more distinct values than this are free text, which models cannot use.
-MAX_CATEGORIES = 1000
-# Strings: if this many rows already hold more than MAX_CATEGORIES values, count by sorting.
-DISTINCT_PROBE_ROWS = 65536
-EXAMPLES = 5
 PREVIEW_ROWS = 20
 BLOCK_BYTES = 1 << 20
-ROW_GROUP_BYTES = 8 << 20
 HEAD_BYTES = 64 * 1024
 DELIMITERS = ",\t;|"
 CONVERSION = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to (\w+)")
@@ -123,28 +119,41 @@ def _is_number(text: str) -> bool:
 
 
 def convert_text(
-    open_text: Opener, delimiter: str, header: list[str], out: Path, *, has_header: bool = True
-) -> None:
-    """Write the text's rows to ``out`` as Parquet. pyarrow infers each column's type from
-    the first block; a later value that does not fit widens that column and reads again."""
+    open_text: Opener,
+    delimiter: str,
+    header: list[str],
+    out: Path | None,
+    *,
+    has_header: bool = True,
+) -> dict[str, Any]:
+    """Write the text's rows to ``out`` as Parquet; the table's schema (schema.json's
+    content), gathered on the way. pyarrow infers each column's type from the first block;
+    a later value that does not fit widens that column and reads again. Without ``out``,
+    the schema alone (schema inference, as the benchmark times it against pandas).
+    ``has_header`` false: ``header`` is the client's names and the first row is data."""
+    names = None if has_header else header
     types: dict[str, pa.DataType] = {}
-    for _ in range(2 * len(header) + 1):
+    chunked = True
+    for _ in range(2 * len(header) + 2):
         try:
-            names = None if has_header else header
-            _write_parquet(open_text, delimiter, types, out, names)
-            return
+            types = _first_block_types(open_text, delimiter, types, names)
+            return _checked(_read_table(open_text, delimiter, types, out, chunked, names))
         except pa.ArrowInvalid as error:
             message = str(error)
             match = CONVERSION.search(message)
-            if match is not None and int(match.group(1)) < len(header):
-                name = header[int(match.group(1))]
-                types[name] = pa.float64() if match.group(2) == "int64" else pa.string()
-            elif (match := RAGGED.search(message)) is not None:
-                raise DatasetRejected(_ragged_message(open_text, delimiter, len(header))) from None
-            elif "UTF8" in message or "UTF-8" in message:
+            if "UTF8" in message or "UTF-8" in message:  # a cut at a newline splits no character
                 raise DatasetRejected(
                     "the file has bytes that are not UTF-8: save it as UTF-8"
                 ) from None
+            if match is not None and int(match.group(1)) < len(header):
+                name = header[int(match.group(1))]
+                types[name] = pa.float64() if match.group(2) == "int64" else pa.string()
+            elif chunked:
+                # Any other refusal is pyarrow's own reader's to give, block by block as
+                # ever: the chunks' cut is then no suspect.
+                chunked = False
+            elif (match := RAGGED.search(message)) is not None:
+                raise DatasetRejected(_ragged_message(open_text, delimiter, len(header))) from None
             else:
                 raise DatasetRejected(f"the table cannot be read: {message}") from None
         except (OSError, EOFError, zlib.error, pa.ArrowException) as error:  # broken gzip
@@ -152,37 +161,70 @@ def convert_text(
     raise DatasetRejected("the column types cannot be inferred: check the file is one table")
 
 
-def _write_parquet(
+def _first_block_types(
     open_text: Opener,
     delimiter: str,
     types: dict[str, pa.DataType],
-    out: Path,
     names: list[str] | None = None,
-) -> None:
-    """``names``: the columns of a text without a header row (its first row is data)."""
+) -> dict[str, pa.DataType]:
+    """Every column's type: ``types``, and for the others what pyarrow infers from the first
+    block (null for a column empty there: a value later widens it to text, as ever)."""
     with open_text() as stream:
-        reader = pa_csv.open_csv(
-            stream,
-            read_options=pa_csv.ReadOptions(
-                block_size=BLOCK_BYTES, use_threads=False, column_names=names
-            ),
-            parse_options=pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
-            convert_options=pa_csv.ConvertOptions(column_types=types, strings_can_be_null=True),
-        )
-        strings = [f.name for f in reader.schema if _is_string(f.type)]
+        schema = _open_reader(stream, delimiter, types, names).schema
+    return {**{f.name: f.type for f in schema}, **types}
+
+
+def _options(
+    delimiter: str, types: dict[str, pa.DataType]
+) -> tuple[pa_csv.ParseOptions, pa_csv.ConvertOptions]:
+    return (
+        pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+        pa_csv.ConvertOptions(column_types=types, strings_can_be_null=True),
+    )
+
+
+def _open_reader(
+    stream: Any, delimiter: str, types: dict[str, pa.DataType], names: list[str] | None = None
+) -> pa_csv.CSVStreamingReader:
+    """``names``: the columns of a text without a header row (its first row is data)."""
+    parse_options, convert_options = _options(delimiter, types)
+    read_options = pa_csv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False, column_names=names)
+    return pa_csv.open_csv(
+        stream,
+        read_options=read_options,
+        parse_options=parse_options,
+        convert_options=convert_options,
+    )
+
+
+def _read_table(
+    open_text: Opener,
+    delimiter: str,
+    types: dict[str, pa.DataType],
+    out: Path | None,
+    chunked: bool,
+    names: list[str] | None = None,
+) -> dict[str, Any]:
+    """The rows through the column figures into ``out``: parsed in chunks on two cores, or
+    (``chunked`` false) by pyarrow's streaming reader on one."""
+    schema = pa.schema(list(types.items()))
+    figures = TableFigures(schema)
+    strings = [f.name for f in schema if is_string(f.type)]
+    with open_text() as stream:
+        if chunked:
+            batches: Iterable[pa.RecordBatch] = parsed_batches(
+                stream, schema.names, *_options(delimiter, types), has_header=names is None
+            )
+        else:
+            batches = _open_reader(stream, delimiter, types, names)
         # Dictionary pages only pay for strings; on a column of a million distinct floats
         # building one, then falling back, doubles the write.
-        with pq.ParquetWriter(out, reader.schema, use_dictionary=strings) as writer:
-            pending: list[pa.RecordBatch] = []
-            for batch in reader:
-                pending.append(batch)
-                # Row groups of about ROW_GROUP_BYTES rather than one per 1 MiB block.
-                if sum(b.nbytes for b in pending) >= ROW_GROUP_BYTES:
-                    writer.write_table(pa.Table.from_batches(pending))
-                    pending = []
-            if pending:
-                writer.write_table(pa.Table.from_batches(pending))
+        with parquet_writer(out, schema, use_dictionary=strings) as writer:
+            for batch in batches:
+                writer.add(batch)
+                figures.add_batch(batch)
     pa.default_memory_pool().release_unused()
+    return figures.schema()
 
 
 def _ragged_message(open_text: Opener, delimiter: str, width: int) -> str:
@@ -213,107 +255,24 @@ def check_parquet(path: Path) -> None:
 def table_schema(path: Path) -> dict[str, Any]:
     """schema.json's content for a Parquet table, one column in memory at a time."""
     parquet = pq.ParquetFile(path)
-    rows = parquet.metadata.num_rows
-    if rows == 0:
-        raise DatasetRejected("the table has a header but no rows: add data rows")
-    columns = []
-    for name in parquet.schema_arrow.names:
-        columns.append(column_schema(_read_column(parquet, name), name))
+    figures = TableFigures(parquet.schema_arrow)
+    figures.rows = parquet.metadata.num_rows
+    for column in figures.columns:
+        # Row group by row group: reading a whole column concatenates it, twice its size.
+        for group in range(parquet.num_row_groups):
+            part = parquet.read_row_group(group, columns=[column.name], use_threads=False)
+            for chunk in part.column(0).chunks:
+                column.add(chunk)
         # Hand the column's pages back to the OS now: the allocator would keep them, and a
         # server's memory would grow by the widest column of the largest upload.
         pa.default_memory_pool().release_unused()
-    return {"kind": "table", "rows": rows, "columns": columns}
+    return _checked(figures.schema())
 
 
-def _read_column(parquet: pq.ParquetFile, name: str) -> pa.ChunkedArray:
-    # Row group by row group: reading a whole column concatenates it, twice its size.
-    chunks = [
-        chunk
-        for group in range(parquet.num_row_groups)
-        for chunk in parquet.read_row_group(group, columns=[name], use_threads=False)
-        .column(0)
-        .chunks
-    ]
-    return pa.chunked_array(chunks, type=parquet.schema_arrow.field(name).type)
-
-
-def column_schema(column: pa.ChunkedArray, name: str) -> dict[str, Any]:
-    kind = _kind(column.type)
-    values = column.drop_null()
-    nans = 0
-    if pa.types.is_floating(column.type):
-        is_nan = pc.is_nan(values)
-        nans = pc.sum(is_nan).as_py() or 0
-        values = values.filter(pc.invert(is_nan)) if nans else values
-    distinct, uniques = _distinct(values, kind)
-    if kind == "categorical" and distinct > MAX_CATEGORIES:
-        kind = "text"
-    try:
-        head = pc.unique(values.slice(0, 5000)).to_pylist()
-    except pa.ArrowNotImplementedError:
-        head = [str(v) for v in values.slice(0, EXAMPLES).to_pylist()]
-    entry: dict[str, Any] = {
-        "name": name,
-        "type": kind,
-        "missing": column.null_count + nans,
-        "distinct": distinct,
-        "examples": [json_value(v) for v in head][:EXAMPLES],
-    }
-    if kind in ("categorical", "boolean") and uniques is not None:
-        entry["categories"] = sorted(_category(v) for v in uniques.to_pylist())
-    return entry
-
-
-def _distinct(values: pa.ChunkedArray, kind: str) -> tuple[int, pa.Array | None]:
-    """How many distinct values (no nulls or NaNs among them), and the values themselves
-    when there are few. Counted by sorting where there are many: a hash table of a million
-    distinct values costs several times the column's memory."""
-    if len(values) == 0:
-        return 0, None
-    dtype = values.type
-    if pa.types.is_integer(dtype) or pa.types.is_floating(dtype):
-        ordered = np.sort(values.to_numpy())
-        return int(np.count_nonzero(ordered[1:] != ordered[:-1])) + 1, None
-    try:
-        probe = pc.unique(values.slice(0, DISTINCT_PROBE_ROWS))
-        if len(probe) <= MAX_CATEGORIES:
-            uniques = pc.unique(values)
-            if len(uniques) <= MAX_CATEGORIES:
-                return len(uniques), uniques
-            return len(uniques), None
-        ordered = values.take(pc.sort_indices(values))
-        changes = pc.not_equal(ordered.slice(1), ordered.slice(0, len(ordered) - 1))
-        return (pc.sum(changes).as_py() or 0) + 1, None
-    except pa.ArrowNotImplementedError:  # nested columns (lists, structs): text anyway
-        return 0, None
-
-
-def _kind(dtype: pa.DataType) -> str:
-    if pa.types.is_dictionary(dtype):
-        dtype = dtype.value_type
-    if pa.types.is_boolean(dtype):
-        return "boolean"
-    if pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_decimal(dtype):
-        return "numeric"
-    return "categorical" if _is_string(dtype) else "text"
-
-
-def _is_string(dtype: pa.DataType) -> bool:
-    return pa.types.is_string(dtype) or pa.types.is_large_string(dtype)
-
-
-def _category(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def json_value(value: Any) -> Any:
-    """A cell as JSON: numbers, strings, booleans and null as they are, NaN as null, the
-    rest (dates, decimals, bytes) as their text."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    return str(value)
+def _checked(schema: dict[str, Any]) -> dict[str, Any]:
+    if schema["rows"] == 0:
+        raise DatasetRejected("the table has a header but no rows: add data rows")
+    return schema
 
 
 def preview_rows(path: Path, rows: int = PREVIEW_ROWS) -> list[dict[str, Any]]:

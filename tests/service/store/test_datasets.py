@@ -1,15 +1,24 @@
-"""The datasets store: lookup for submit-time validation, in_use for DELETE, type widening."""
+"""The datasets store: lookup for submit-time validation, in_use for DELETE, type widening,
+capped distinct counts, the background Parquet writer."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from torchkiln.service.store import dataset_tables, datasets
+from torchkiln.service.store import (
+    dataset_columns,
+    dataset_csv_chunks,
+    dataset_parquet,
+    dataset_tables,
+    datasets,
+)
 from torchkiln.service.store.db import read_session, write_session
+from torchkiln.service.store.errors import DatasetRejected
 from torchkiln.service.store.jobs import enqueue_job
 from torchkiln.service.store.states import JobState
 from torchkiln.service.store.tables import Dataset, Job
@@ -84,3 +93,68 @@ def test_a_column_widens_when_a_later_block_does_not_fit(
     dataset_tables.convert_text(opener, ",", ["n", "m"], out)
     n, m = dataset_tables.table_schema(out)["columns"]
     assert (n["type"], n["distinct"], m["type"]) == ("numeric", 2, "categorical")
+
+
+def test_distinct_counts_stop_past_the_cap_the_same_from_csv_and_parquet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dataset_tables, "BLOCK_BYTES", 128)  # several blocks
+    monkeypatch.setattr(dataset_columns, "DISTINCT_CAP", 10)
+    rows = [f"{i % 5},{i / 7:.4f},s{i},{'abc'[i % 3] if i != 4 else ''}" for i in range(60)]
+    source = tmp_path / "t.csv"
+    source.write_text("k,f,s,c\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "t.parquet"
+    streamed = dataset_tables.convert_text(
+        dataset_tables.text_opener(source, gzipped=False), ",", ["k", "f", "s", "c"], out
+    )
+    assert dataset_tables.table_schema(out) == streamed
+    k, f, s, c = streamed["columns"]
+    assert (k["type"], k["distinct"], "distinct_capped" in k) == ("numeric", 5, False)
+    assert (f["type"], f["distinct_capped"], f["distinct"]) == ("numeric", True, 11)
+    assert f["examples"] == [0.0, 0.1429, 0.2857, 0.4286, 0.5714]
+    assert (s["type"], s["distinct_capped"], "categories" in s) == ("text", True, False)
+    assert (c["categories"], c["missing"], c["distinct"]) == (["a", "b", "c"], 1, 3)
+    # Schema inference alone: the same figures, no file.
+    assert (
+        dataset_tables.convert_text(
+            dataset_tables.text_opener(source, gzipped=False), ",", ["k", "f", "s", "c"], None
+        )
+        == streamed
+    )
+
+
+def test_a_background_write_error_reaches_the_caller(tmp_path: Path) -> None:
+    schema = pa.schema([("a", pa.int64())])
+    wrong = pa.record_batch([pa.array(["x"])], names=["a"])  # raised by add or on leaving
+    with pytest.raises(ValueError, match="schema does not match"):  # noqa: PT012
+        with dataset_parquet.BackgroundParquetWriter(tmp_path / "w.parquet", schema) as writer:
+            writer.add(wrong)
+
+
+def test_chunks_cut_between_rows_never_inside_quotes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dataset_csv_chunks, "CHUNK_BYTES", 16)  # cuts land everywhere
+    rows = [f'{i},"line {i}\nstill, ""{i}"""' for i in range(40)]
+    source = tmp_path / "q.csv"
+    source.write_bytes(("\ufeffn,text\r\n" + "\r\n".join(rows) + "\r\n").encode())
+    with source.open("rb") as stream:
+        assert len(list(dataset_csv_chunks.row_chunks(stream))) > 20
+    parse, convert = dataset_tables._options(",", {"n": pa.int64(), "text": pa.string()})
+    with source.open("rb") as stream:
+        table = pa.Table.from_batches(
+            dataset_csv_chunks.parsed_batches(stream, ["n", "text"], parse, convert)
+        )
+    assert table.column("n").to_pylist() == list(range(40))
+    assert table.column("text")[7].as_py() == 'line 7\nstill, "7"'
+
+
+def test_bytes_past_the_first_block_that_are_not_utf8_say_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dataset_tables, "BLOCK_BYTES", 64)  # in it, they would make b binary
+    source = tmp_path / "bad.csv"
+    source.write_bytes(b"a,b\n" + b"1,x\n" * 40 + b"2,\xff\xfe\n")
+    opener = dataset_tables.text_opener(source, gzipped=False)
+    with pytest.raises(DatasetRejected, match="not UTF-8"):
+        dataset_tables.convert_text(opener, ",", ["a", "b"], None)

@@ -34,7 +34,7 @@ function schemaView(dataset) {
       c.name,
       c.type,
       String(c.missing),
-      String(c.distinct),
+      c.distinct_capped ? `${c.distinct - 1}+` : String(c.distinct),
       (c.examples || []).map((e) => JSON.stringify(e)).join(", "),
     ]);
     const view = table("dataset-schema", ["column", "type", "missing", "distinct", "examples"], rows);

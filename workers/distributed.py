@@ -349,6 +349,10 @@ def lead(task: RankTask, ranks: GroupRanks, device: torch.device) -> None:
         )
         run.spans_hosts = task.nodes > 1
         run.perform()
+        if run.lost_peer:
+            # Exiting non-zero spares this node's agent its exit barrier, which would wait
+            # minutes for the lost node's agent.
+            raise RuntimeError(f"job {task.job_id}: a rank on another host was lost")
         with read_session(engine) as session:
             ended = session.get(Job, task.job_id)
         if ended is not None and ended.status == JobState.FAILED:
@@ -363,6 +367,7 @@ class LeadRun(JobRun):
     """Rank 0's run: as a one-process job's, except that an error may be a peer's death."""
 
     spans_hosts = False
+    lost_peer = False
 
     def execute(self) -> None:
         try:
@@ -375,6 +380,7 @@ class LeadRun(JobRun):
                 # A peer on another host: this host's agent never saw it die.
                 self.heart.stop()
                 lose_attempt(self.engine, self.lease)
+                self.lost_peer = True
             raise
 
 
@@ -477,7 +483,12 @@ class GroupRanks(Ranks):
             restore_state(state, payload)
         device_ids = [self.device.index] if self.device.type == "cuda" else None
         state.wrapped = DistributedDataParallel(state.module, device_ids=device_ids)
-        me = {"rank": self.rank, "host": socket.gethostname(), "device": str(self.device)}
+        me = {
+            "rank": self.rank,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "device": str(self.device),
+        }
         everyone: list[Any] = [None] * self.world
         dist.all_gather_object(everyone, me)
         self.world_info = {"world_size": self.world, "backend": self.backend, "ranks": everyone}

@@ -4,8 +4,10 @@ two nodes of one ``nodes: 2`` job."""
 
 from __future__ import annotations
 
+import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,7 @@ from torchkiln.service.store.gangs import join_gang, publish_endpoint, requeue_u
 from torchkiln.service.store.jobs import Lease
 from torchkiln.service.store.settings import Settings
 from torchkiln.service.store.states import JobState
-from torchkiln.service.store.tables import MetricPoint
+from torchkiln.service.store.tables import Job, MetricPoint
 
 GANG = {"epochs": 2, "batch_size": 32, "seed": 0, "distributed": {"nodes": 2}}
 
@@ -64,24 +66,39 @@ def test_a_gang_that_cannot_assemble_times_out_saying_why_and_loses_nothing(
         assert job.gang_joined == 0 and job.gang_endpoint is None
 
 
-@pytest.mark.slow  # two worker commands, each with its worker and one rank
-def test_two_worker_commands_run_one_two_node_job(
+@pytest.mark.slow  # two worker commands, each with its worker and one rank, twice
+def test_two_worker_commands_run_a_two_node_job_through_a_killed_rank(
     settings: Settings, engine: Engine, tmp_path: Path
 ) -> None:
+    """One node's rank SIGKILLed mid-job: the gang stops, the job is requeued as one lost
+    attempt, the two workers assemble again and finish it from its last checkpoint."""
     settings = settings.model_copy(update={"gang_timeout_s": 60.0, "node_address": "127.0.0.1"})
     write_tiny_mnist(settings.data_dir)
-    job_id = enqueue(engine, model="mnist_mlp", params=GANG)
+    epochs = 12
+    job_id = enqueue(
+        engine, model="mnist_mlp", params={**GANG, "epochs": epochs, "checkpoint_every": 1}
+    )
     nodes = [WorkerCommand(settings, tmp_path / f"node{n}.log") for n in range(2)]
+
+    def wait_for(done: Callable[[Job], bool]) -> Job:
+        deadline = time.monotonic() + 120
+        while not done(job := status_of(engine, job_id)):
+            assert time.monotonic() < deadline, (job, [node.log() for node in nodes])
+            time.sleep(0.1)
+        return job
+
     try:
         for node in nodes:
             node.start()
-        deadline = time.monotonic() + 120
-        while status_of(engine, job_id).status in (JobState.QUEUED, JobState.RUNNING):
-            assert time.monotonic() < deadline, [node.log() for node in nodes]
-            time.sleep(0.25)
-        job = status_of(engine, job_id)
+        running = wait_for(lambda job: job.status == JobState.RUNNING and job.epoch >= 2)
+        # Rank 1: rank 0, on the other node, then trains on holding a lease the gang lost,
+        # and its agent would wait minutes at its exit barrier unless rank 0 fails.
+        assert running.distributed is not None
+        rank = running.distributed["ranks"][1]["pid"]
+        os.kill(rank, signal.SIGKILL)
+        job = wait_for(lambda job: job.status not in (JobState.QUEUED, JobState.RUNNING))
         assert job.status == JobState.SUCCEEDED, (job.error, [node.log() for node in nodes])
-        assert job.attempts == 1 and job.epoch == 2
+        assert job.attempts == 2 and job.epoch == epochs
         world = job.distributed
         assert world is not None and world["world_size"] == 2
         assert [rank["rank"] for rank in world["ranks"]] == [0, 1]
@@ -91,7 +108,8 @@ def test_two_worker_commands_run_one_two_node_job(
                     MetricPoint.job_id == job_id, MetricPoint.name == "train_loss"
                 )
             ).all()
-        assert sorted(p.epoch for p in points) == [1, 2]  # each epoch recorded once
+        assert sorted(p.epoch for p in points) == list(range(1, epochs + 1))  # once each
+        assert "resumes from epoch" in nodes[0].log() + nodes[1].log()
         for node in nodes:
             assert node.stop(signal.SIGTERM) == 0
     finally:

@@ -111,8 +111,8 @@ WORLD = {
     "world_size": 2,
     "backend": "gloo",
     "ranks": [
-        {"rank": 0, "host": "a", "device": "cpu", "samples_per_s": 900.5},
-        {"rank": 1, "host": "a", "device": "cpu", "samples_per_s": 880.0},
+        {"rank": 0, "host": "a", "pid": 11, "device": "cpu", "samples_per_s": 900.5},
+        {"rank": 1, "host": "a", "pid": 12, "device": "cpu", "samples_per_s": 880.0},
     ],
 }
 

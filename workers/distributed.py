@@ -156,10 +156,12 @@ class DistributedRun:
             else:
                 lose_attempt(self.engine, self.lease)
             return
-        if self.is_leader:
+        if nodes == 1:
+            self.endpoint = f"127.0.0.1:{free_port()}"
+        elif self.is_leader:
             address = self.settings.node_address or socket.gethostname()
-            self.endpoint = f"{address}:{free_port('' if nodes > 1 else '127.0.0.1')}"
-            if nodes > 1 and not publish_endpoint(self.engine, self.lease, self.endpoint):
+            self.endpoint = f"{address}:{free_port('')}"
+            if not publish_endpoint(self.engine, self.lease, self.endpoint):
                 return  # the lease moved on
         context = multiprocessing.get_context("spawn")
         pause, started, done = context.Event(), context.Event(), threading.Event()
@@ -225,7 +227,7 @@ class DistributedRun:
             rdzv_endpoint=self.endpoint,
             rdzv_configs=rdzv_configs,
             run_id=f"torchkiln-job-{self.lease.job_id}-attempt-{self.lease.attempt}",
-            local_addr=self.settings.node_address,
+            local_addr=self.settings.node_address if nodes > 1 else None,
             # A lost rank is a lost attempt: the queue retries it, from the last checkpoint.
             max_restarts=0,
             start_method="spawn",

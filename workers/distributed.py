@@ -1,7 +1,11 @@
-"""A job over several processes on this host: its worker starts the ranks with
-torch.distributed's elastic launcher (the agent behind ``torchrun``, c10d rendezvous on
-loopback). Rank 0 runs the job as ``JobRun`` does (lease, metrics, logs, checkpoints); the
-other ranks follow it step for step through ``fit`` and write nothing."""
+"""A job over several processes: its worker starts the ranks with torch.distributed's
+elastic launcher (the agent behind ``torchrun``, c10d rendezvous). Rank 0 runs the job as
+``JobRun`` does (lease, metrics, logs, checkpoints); the other ranks follow it step for step
+through ``fit`` and write nothing.
+
+A job of several nodes (hosts) is a gang (service/store/gangs.py): the worker that claimed it
+is node 0, hosts the rendezvous store and publishes its endpoint on the job row; a worker
+that joins is one more node. The rendezvous waits for all of them, up to gang_timeout_s."""
 
 from __future__ import annotations
 
@@ -22,12 +26,20 @@ import torch.distributed as dist
 from sqlalchemy.engine import Engine
 from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, record
+from torch.distributed.elastic.rendezvous.api import RendezvousError
 from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 from torch.nn.parallel import DistributedDataParallel
 
 from torchkiln.models import REGISTRY
 from torchkiln.models.common.options import TrainOptions
+from torchkiln.models.common.registry import DataUnavailable
 from torchkiln.service.store.db import make_engine, read_session
+from torchkiln.service.store.gangs import (
+    lose_attempt,
+    nodes_joined,
+    publish_endpoint,
+    requeue_unassembled,
+)
 from torchkiln.service.store.jobs import (
     Lease,
     WorkerIdentity,
@@ -43,6 +55,7 @@ from torchkiln.service.store.tables import Job
 from torchkiln.service.store.world import record_world
 from torchkiln.workers.checkpoint_payload import checkpoint_payload, restore_state
 from torchkiln.workers.devices import resolve_device
+from torchkiln.workers.early_stopping import MetricMissing
 from torchkiln.workers.job_run import JobFailure, JobRun, data_root
 from torchkiln.workers.ranks import Ranks
 from torchkiln.workers.training import Diverged, TrainState, fit, new_state, to_device
@@ -104,6 +117,8 @@ class RankTask:
     pause: Any
     # Set by rank 0 once its own heartbeat holds the lease.
     started: Any
+    # Hosts in the job: a peer on another host dies without this host's agent seeing it.
+    nodes: int = 1
 
 
 class DistributedRun:
@@ -125,16 +140,29 @@ class DistributedRun:
         self.lease = Lease(job_id=job.id, attempt=job.attempts)
         self.worker_id, self.beat_interval_s = worker_id, beat_interval_s
         self.should_pause = should_pause
+        # The claimer of a gang job is node 0: it publishes the endpoint the joiners read.
+        self.is_leader = job.gang_endpoint is None
+        self.endpoint = job.gang_endpoint
 
     def perform(self) -> None:
         options = job_options(self.job)
         assert options is not None and options.distributed is not None
-        procs = options.distributed.procs_per_node
+        procs, nodes = options.distributed.procs_per_node, options.distributed.nodes
         try:
             self.check_devices(procs)
         except JobFailure as error:
-            fail_job(self.engine, self.lease, str(error))
+            if self.is_leader:
+                fail_job(self.engine, self.lease, str(error))
+            else:
+                lose_attempt(self.engine, self.lease)
             return
+        if nodes == 1:
+            self.endpoint = f"127.0.0.1:{free_port()}"
+        elif self.is_leader:
+            address = self.settings.node_address or socket.gethostname()
+            self.endpoint = f"{address}:{free_port('')}"
+            if not publish_endpoint(self.engine, self.lease, self.endpoint):
+                return  # the lease moved on
         context = multiprocessing.get_context("spawn")
         pause, started, done = context.Event(), context.Event(), threading.Event()
         watcher = threading.Thread(target=self.watch, args=(pause, started, done), daemon=True)
@@ -153,13 +181,23 @@ class DistributedRun:
             threads=max(1, torch.get_num_threads() // procs),
             pause=pause,
             started=started,
+            nodes=nodes,
         )
-        logger.info("job %s: launching %s processes", self.lease.job_id, procs)
+        logger.info(
+            "job %s: launching %s processes (node %s of %s, rendezvous %s)",
+            self.lease.job_id,
+            procs,
+            "0" if self.is_leader else "n",
+            nodes,
+            self.endpoint,
+        )
         try:
             with tempfile.TemporaryDirectory(prefix="torchkiln-elastic-") as logs:
-                elastic_launch(self.launch_config(procs, logs), run_rank)(task)
+                elastic_launch(self.launch_config(procs, nodes, logs), run_rank)(task)
         except ChildFailedError as error:
-            self.after_failure(error)
+            self.after_failure(error, nodes)
+        except RendezvousError as error:
+            self.unassembled(nodes, error)
         finally:
             done.set()
             watcher.join()
@@ -174,14 +212,22 @@ class DistributedRun:
         if device.type not in ("cpu", "cuda"):
             raise JobFailure(f"distributed jobs train on cpu (gloo) or cuda (nccl), not {device}")
 
-    def launch_config(self, procs: int, log_dir: str) -> LaunchConfig:
+    def launch_config(self, procs: int, nodes: int, log_dir: str) -> LaunchConfig:
+        # Node 0 hosts the c10d store, every other node is its client (on loopback torch's
+        # guess would make each try to host it).
+        rdzv_configs: dict[str, Any] = {"is_host": self.is_leader}
+        if nodes > 1:
+            rdzv_configs["join_timeout"] = self.settings.gang_timeout_s
+        assert self.endpoint is not None
         return LaunchConfig(
-            min_nodes=1,
-            max_nodes=1,
+            min_nodes=nodes,
+            max_nodes=nodes,
             nproc_per_node=procs,
             rdzv_backend="c10d",
-            rdzv_endpoint=f"127.0.0.1:{free_port()}",
-            run_id=f"torchkiln-job-{self.lease.job_id}-{self.lease.attempt}",
+            rdzv_endpoint=self.endpoint,
+            rdzv_configs=rdzv_configs,
+            run_id=f"torchkiln-job-{self.lease.job_id}-attempt-{self.lease.attempt}",
+            local_addr=self.settings.node_address if nodes > 1 else None,
             # A lost rank is a lost attempt: the queue retries it, from the last checkpoint.
             max_restarts=0,
             start_method="spawn",
@@ -197,22 +243,42 @@ class DistributedRun:
         while not done.wait(PAUSE_POLL_S):
             if not pause.is_set() and self.should_pause():
                 pause.set()
-            if not started.is_set() and time.monotonic() - beaten_at >= self.beat_interval_s:
+            # Node 0 holds the lease while the gang assembles; joiners never renew it.
+            holds = self.is_leader and not started.is_set()
+            if holds and time.monotonic() - beaten_at >= self.beat_interval_s:
                 beaten_at = time.monotonic()
                 try:
                     heartbeat(self.engine, self.lease, lease_s=self.settings.lease_s)
                 except Exception:
                     logger.warning("heartbeat failed for job %s", self.lease.job_id, exc_info=True)
 
-    def after_failure(self, error: ChildFailedError) -> None:
+    def unassembled(self, nodes: int, error: RendezvousError) -> None:
+        """The rendezvous gave up: node 0 frees the slots and says how many nodes came."""
+        if not self.is_leader:
+            logger.warning("job %s: could not join its gang: %s", self.lease.job_id, error)
+            return
+        joined = nodes_joined(self.engine, self.lease.job_id)
+        reason = (
+            f"gang did not assemble: {joined} of {nodes} nodes joined within "
+            f"gang_timeout_s={self.settings.gang_timeout_s:g}"
+        )
+        logger.warning("job %s: %s", self.lease.job_id, reason)
+        requeue_unassembled(self.engine, self.lease, reason)
+
+    def after_failure(self, error: ChildFailedError, nodes: int = 1) -> None:
         """A rank failed. Rank 0 records the job's own ends; if the job is still this
         attempt's, a rank raised (the job fails with its error) or every failed rank was
         killed (a lost rank, then the agent stopping the rest: the attempt is lost, and the
-        queue runs the job again from its last checkpoint)."""
+        queue runs the job again from its last checkpoint). On several hosts a rank that
+        raised most likely lost a peer on another host: a lost attempt too."""
         with read_session(self.engine) as session:
             job = session.get(Job, self.lease.job_id)
         if job is None or job.status != JobState.RUNNING or job.attempts != self.lease.attempt:
             logger.info("job %s: ranks exited after the job ended: %s", self.lease.job_id, error)
+            return
+        if nodes > 1:
+            logger.warning("job %s: gang lost a rank (%s); requeued", job.id, error)
+            lose_attempt(self.engine, self.lease)
             return
         raised = sorted((r, f) for r, f in error.failures.items() if f.exitcode > 0)
         if raised:
@@ -227,10 +293,10 @@ class DistributedRun:
         requeue_stale_jobs(self.engine)
 
 
-def free_port() -> int:
-    """A loopback port free now, for the rendezvous store."""
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free now on ``host`` ('' for every interface), for the rendezvous store."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((host, 0))
         return int(probe.getsockname()[1])
 
 
@@ -273,7 +339,7 @@ def lead(task: RankTask, ranks: GroupRanks, device: torch.device) -> None:
             return task.pause.is_set() or os.getppid() != task.worker_pid
 
         task.started.set()
-        LeadRun(
+        run = LeadRun(
             task.settings,
             engine,
             job,
@@ -282,7 +348,13 @@ def lead(task: RankTask, ranks: GroupRanks, device: torch.device) -> None:
             beat_interval_s=task.beat_interval_s,
             should_pause=should_pause,
             ranks=ranks,
-        ).perform()
+        )
+        run.spans_hosts = task.nodes > 1
+        run.perform()
+        if run.lost_peer:
+            # Exiting non-zero spares this node's agent its exit barrier, which would wait
+            # minutes for the lost node's agent.
+            raise RuntimeError(f"job {task.job_id}: a rank on another host was lost")
         with read_session(engine) as session:
             ended = session.get(Job, task.job_id)
         if ended is not None and ended.status == JobState.FAILED:
@@ -296,13 +368,21 @@ def lead(task: RankTask, ranks: GroupRanks, device: torch.device) -> None:
 class LeadRun(JobRun):
     """Rank 0's run: as a one-process job's, except that an error may be a peer's death."""
 
+    spans_hosts = False
+    lost_peer = False
+
     def execute(self) -> None:
         try:
             super().execute()
-        except Diverged:
-            raise  # every rank diverged together
+        except (Diverged, JobFailure, DataUnavailable, MetricMissing):
+            raise  # every rank diverged together, or rank 0's own failure
         except Exception:
             time.sleep(PEER_LOSS_GRACE_S)  # the agent stops this process if a peer died
+            if self.spans_hosts:
+                # A peer on another host: this host's agent never saw it die.
+                self.heart.stop()
+                lose_attempt(self.engine, self.lease)
+                self.lost_peer = True
             raise
 
 
@@ -405,7 +485,12 @@ class GroupRanks(Ranks):
             restore_state(state, payload)
         device_ids = [self.device.index] if self.device.type == "cuda" else None
         state.wrapped = DistributedDataParallel(state.module, device_ids=device_ids)
-        me = {"rank": self.rank, "host": socket.gethostname(), "device": str(self.device)}
+        me = {
+            "rank": self.rank,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "device": str(self.device),
+        }
         everyone: list[Any] = [None] * self.world
         dist.all_gather_object(everyone, me)
         self.world_info = {"world_size": self.world, "backend": self.backend, "ranks": everyone}

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from torchkiln.service.store import worker_processes
 from torchkiln.service.store.db import make_engine
 from torchkiln.service.store.devices import claimable_requests
+from torchkiln.service.store.gangs import join_gang
 from torchkiln.service.store.jobs import WorkerIdentity, claim_next_job, requeue_stale_jobs
 from torchkiln.service.store.log_records import configure_logging
 from torchkiln.service.store.settings import Settings
@@ -65,11 +66,10 @@ class Worker:
         while not self.stop.is_set():
             self.maintain()
             self.beat_idle()
-            job = claim_next_job(
-                self.engine,
-                worker=self.identity,
-                devices=claimable_requests(self.device),
-                lease_s=self.settings.lease_s,
+            devices = claimable_requests(self.device)
+            # A gang short of nodes comes first: its other nodes are waiting for one.
+            job = join_gang(self.engine, devices=devices) or claim_next_job(
+                self.engine, worker=self.identity, devices=devices, lease_s=self.settings.lease_s
             )
             if job is None:
                 wait_for_work(self.wakeups, self.stop, self.settings.poll_interval_s)

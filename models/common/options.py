@@ -35,8 +35,9 @@ class Distributed(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # One host for now: several hosts need gang scheduling through the queue.
-    nodes: int = Field(1, ge=1, le=1, description="Hosts (one, for now).")
+    nodes: int = Field(
+        1, ge=1, le=16, description="Hosts: one worker on each, gang-scheduled by the queue."
+    )
     procs_per_node: int = Field(
         1, ge=1, le=8, description="Processes on the host: one per GPU, or CPU processes (gloo)."
     )

@@ -81,6 +81,7 @@ class JobLinks(BaseModel):
 class RankPublic(BaseModel):
     rank: int
     host: str
+    pid: int | None = Field(None, description="Its process id on that host.")
     device: str
     samples_per_s: float | None = Field(None, description="Its training samples/s, last epoch.")
 

@@ -63,6 +63,7 @@ def enqueue_job(
         tags=list(tags or []),
         note=note,
         promote=promote,
+        gang_nodes=int((params.get("distributed") or {}).get("nodes", 1)),
     )
     session.add(job)
     session.flush()
@@ -223,6 +224,9 @@ def claim_next_job(
             heartbeat_at=now,
             lease_expires_at=now + timedelta(seconds=lease_s),
             error=None,
+            # A gang job's claimer is its first node; it publishes the endpoint (gangs.py).
+            gang_joined=1,
+            gang_endpoint=None,
         )
         .returning(Job)
     )

@@ -107,6 +107,18 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         "text", description="Log lines as text or JSON lines; both carry the job id."
     )
+    gang_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="How long a multi-host job's first node waits for the others; then the "
+        "job goes back to the queue saying how many came (the attempt counts).",
+    )
+    node_address: str | None = Field(
+        None,
+        description="The address other hosts reach this one at, published as a multi-host "
+        "job's rendezvous endpoint; default: the host name.",
+    )
     cancel_grace_s: float = Field(
         30.0, gt=0, le=3600, description="A cancelled job's worker is killed after this long."
     )

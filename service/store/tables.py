@@ -123,6 +123,11 @@ class Job(SQLModel, table=True):
     promote: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON, nullable=True)
     # A distributed run's world: world_size, backend, ranks (host, device, samples/s).
     distributed: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON, nullable=True)
+    # A multi-host job's gang (service/store/gangs.py): nodes it needs, node slots taken this
+    # attempt, and the rendezvous endpoint (host:port) its first node published.
+    gang_nodes: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    gang_joined: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    gang_endpoint: str | None = Field(default=None, max_length=255)
 
 
 class MetricPoint(SQLModel, table=True):

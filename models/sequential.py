@@ -14,6 +14,7 @@ import copy
 import dataclasses
 import re
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Annotated, Any, Literal
 
 import torch
@@ -78,6 +79,8 @@ DATA: dict[str, BuiltinData] = {
 }
 DataName = Literal["mnist", "cifar10", "diabetes"]
 KINDS = ("images", "table")
+# What a network on an uploaded dataset needs to know its input shape and outputs.
+UPLOADED_FIELDS = ("data", "lineage", "image_size", "target", "features", "task")
 
 
 # The network a job without ``layers`` gets: its data set's built-in one.
@@ -105,7 +108,7 @@ def _checked(layers: list[Any], shape: tuple[int, ...], outputs: int, needs: str
     return plan
 
 
-def options_plan(options: SequentialOptions) -> Plan:
+def options_plan(options: Any) -> Plan:
     """The checked plan of a job's layer list on its data set, built-in or uploaded."""
     if isinstance(options.data, str):
         return plan_for(options.data, options.layers)
@@ -173,20 +176,7 @@ class SequentialOptions(TrainOptions):
         "mnist",
         description="Built-in data set (mnist, cifar10, diabetes) or an uploaded dataset's id.",
     )
-    layers: list[Layer] = Field(
-        default_factory=_default_layers,
-        validate_default=True,
-        description="The network, first layer first; input sizes are inferred.",
-    )
-    loss: LossName | None = Field(None, description="Null: the data set's (cross_entropy, bce).")
-    epochs: int = Field(10, ge=1, le=100_000)
-    lr: float = Field(0.01, gt=0, le=10)
-    momentum: float = Field(0.5, ge=0, lt=1)
-    batch_size: int | None = Field(64, ge=1, le=65_536, description="Mini-batch size.")
-    val_fraction: float = Field(
-        0.1, ge=0, le=0.5, description="Share of the training file held out for validation."
-    )
-    augment: bool = Field(False, description="The data's random shifts/crops (images only).")
+    # Before layers: its check reads them.
     image_size: int | None = Field(
         None, ge=8, le=512, description="Uploaded images: resized to this square (default 32)."
     )
@@ -202,6 +192,20 @@ class SequentialOptions(TrainOptions):
     lineage: dict[str, Any] | None = Field(
         None, description="Filled at submit time for an uploaded dataset: its id, name, schema."
     )
+    layers: list[Layer] = Field(
+        default_factory=_default_layers,
+        validate_default=True,
+        description="The network, first layer first; input sizes are inferred.",
+    )
+    loss: LossName | None = Field(None, description="Null: the data set's (cross_entropy, bce).")
+    epochs: int = Field(10, ge=1, le=100_000)
+    lr: float = Field(0.01, gt=0, le=10)
+    momentum: float = Field(0.5, ge=0, lt=1)
+    batch_size: int | None = Field(64, ge=1, le=65_536, description="Mini-batch size.")
+    val_fraction: float = Field(
+        0.1, ge=0, le=0.5, description="Share of the training file held out for validation."
+    )
+    augment: bool = Field(False, description="The data's random shifts/crops (images only).")
     layer_options: dict[str, Any] = Field(
         default_factory=dict,
         description='Set one layer\'s option by path, e.g. "layers[1].out_features": 256; '
@@ -242,8 +246,16 @@ class SequentialOptions(TrainOptions):
     @field_validator("layers")
     @classmethod
     def _check_layers(cls, layers: list[Any], info: ValidationInfo) -> list[Any]:
-        if isinstance(info.data.get("data"), str):
-            plan_for(info.data["data"], layers)
+        data = info.data.get("data")
+        if isinstance(data, str):
+            plan_for(data, layers)
+        elif _is_uploaded(data) and set(UPLOADED_FIELDS) <= set(info.data):
+            given = SimpleNamespace(**{k: info.data[k] for k in UPLOADED_FIELDS})
+            try:
+                needs = uploaded_data.needs(given)
+            except ValueError:
+                return layers  # the options' own check names what is wrong
+            _checked(layers, needs.input_shape, needs.outputs, f"dataset {data} needs {needs.what}")
         return layers
 
     @model_validator(mode="after")
@@ -276,11 +288,12 @@ class SequentialOptions(TrainOptions):
                 where = "uploaded tables" if key in uploaded_data.TABLE_KEYS else "uploaded images"
                 raise ValueError(f"{key} applies to {where}, not to data {self.data!r}")
         if isinstance(self.data, str):
+            if self.lineage is not None:  # else a built-in job could hold a dataset it never read
+                raise ValueError(f"lineage is recorded for uploaded datasets, not {self.data!r}")
             return DATA[self.data].source.task
         if kind == "images" and self.image_size is None:
             self.image_size = uploaded_data.DEFAULT_IMAGE_SIZE
-        options_plan(self)
-        needs = uploaded_data.needs(self)
+        needs = uploaded_data.needs(self)  # the layer list itself: checked as a field
         if kind == "table":
             self.task = needs.task
         return needs.task

@@ -75,6 +75,7 @@ def test_a_list_that_does_not_fit_the_dataset_is_refused_naming_it(datasets: Pat
         datasets, data=1, layers=IMAGE_LAYERS, target="x"
     )
     assert "has no default network" in refusal(datasets, data=1)
+    assert "lineage is recorded for uploaded" in refusal(datasets, lineage={"datasets": []})
     with pytest.raises(ValidationError, match="dataset lineage missing"):
         SPEC.parse_options({"data": 1, "layers": IMAGE_LAYERS})
 

@@ -225,6 +225,7 @@ def test_an_uploaded_dataset_id_is_summarised_submitted_and_held(client: TestCli
     wide = {**params, "layers": [layers[0], {"type": "linear", "out_features": 3}]}
     refused = client.post("/jobs", json={"model": "sequential", "params": wide})
     assert refused.status_code == 422 and "needs 2 class scores" in refused.text
+    assert refused.json()["detail"][0]["loc"][:3] == ["body", "params", "layers"]
     job = client.post("/jobs", json={"model": "sequential", "params": params})
     assert job.status_code == 201, job.text
     lineage = job.json()["params"]["lineage"]["datasets"]

@@ -173,14 +173,19 @@ class Fitted:
     stats: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
-def build_network(options: ImageClassifierOptions, fitted: Fitted | None = None) -> nn.Module:
-    schema = options.schema()
-    channels_in = channels_of(schema)
-    standardise = Standardise(channels_in)
+def standardiser(channels: int, fitted: Fitted | None) -> Standardise:
+    """A Standardise holding the fitted channel statistics (zeros and ones before a fit)."""
+    standardise = Standardise(channels)
     if fitted is not None and fitted.stats is not None:
         standardise.mean.copy_(fitted.stats[0].view(-1, 1, 1))
         standardise.std.copy_(fitted.stats[1].view(-1, 1, 1))
-    layers: list[nn.Module] = [standardise]
+    return standardise
+
+
+def build_network(options: ImageClassifierOptions, fitted: Fitted | None = None) -> nn.Module:
+    schema = options.schema()
+    channels_in = channels_of(schema)
+    layers: list[nn.Module] = [standardiser(channels_in, fitted)]
     for width_in, width_out in zip(
         [channels_in, *options.channels], options.channels, strict=False
     ):

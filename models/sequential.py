@@ -1,10 +1,11 @@
-"""Networks as data: an ``nn.Sequential`` built from a validated layer list, on a built-in set.
+"""Networks as data: an ``nn.Sequential`` built from a validated layer list, on a data set.
 
-``{"data": "cifar10", "layers": [{"type": "conv2d", "out_channels": 32, ...}, ...]}``. The
-data set brings its task, loss, option defaults, augmentation, prediction inputs and outputs
-from the built-in model that reads it; the list is checked on the meta device when the job
-is submitted (shapes, output size, limits), so a list that cannot work is a 422 then, not a
-failed job later.
+``{"data": "cifar10", "layers": [{"type": "conv2d", "out_channels": 32, ...}, ...]}``. A
+built-in data set brings its task, loss, option defaults, augmentation, prediction inputs and
+outputs from the built-in model that reads it; an uploaded dataset id (``"data": 4``) brings
+them from image_classifier or tabular (``uploaded_data``). The list is checked on the meta
+device when the job is submitted (shapes, output size, limits), so a list that cannot work
+is a 422 then, not a failed job later.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import copy
 import dataclasses
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from types import SimpleNamespace
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import (
@@ -29,14 +31,16 @@ from pydantic import (
 )
 from torch import nn
 
-from torchkiln.models import cifar10_cnn, diabetes, mnist_mlp
+from torchkiln.models import cifar10_cnn, diabetes, image_classifier, mnist_mlp, tabular
+from torchkiln.models.common import uploaded_data
 from torchkiln.models.common.images import ImageLimits, ImageRejected
 from torchkiln.models.common.layers import Layer
 from torchkiln.models.common.network import Limits, Plan, build_network, plan_network
 from torchkiln.models.common.options import TrainOptions
 from torchkiln.models.common.presets import PRESETS
-from torchkiln.models.common.registry import DataRoot, ModelSpec, TrainingData, register
+from torchkiln.models.common.registry import DataRoot, ModelSpec, Task, TrainingData, register
 from torchkiln.models.common.summary import NetworkSummary, summarise
+from torchkiln.models.common.uploaded import with_lineage
 
 # Refuse absurd requests at submit time: nested layers count towards MAX_LAYERS.
 MAX_LAYERS = 64
@@ -74,6 +78,9 @@ DATA: dict[str, BuiltinData] = {
     "diabetes": BuiltinData(diabetes.SPEC, (diabetes.N_FEATURES,), 1, "1 logit"),
 }
 DataName = Literal["mnist", "cifar10", "diabetes"]
+KINDS = ("images", "table")
+# What a network on an uploaded dataset needs to know its input shape and outputs.
+UPLOADED_FIELDS = ("data", "lineage", "image_size", "target", "features", "task")
 
 
 # The network a job without ``layers`` gets: its data set's built-in one.
@@ -85,16 +92,33 @@ def _default_layers(data: str = "mnist") -> list[dict[str, Any]]:
 
 
 def plan_for(data: str, layers: list[Any]) -> Plan:
-    """The checked plan of ``layers`` on ``data`` (raises LayerError, a ValueError)."""
+    """The checked plan of ``layers`` on built-in ``data`` (raises LayerError, a ValueError)."""
     entry = DATA[data]
-    plan = plan_network(layers, entry.input_shape, LIMITS)
-    if plan.output_shape != (entry.outputs,):
+    return _checked(layers, entry.input_shape, entry.outputs, f"{data} needs {entry.what}")
+
+
+def _checked(layers: list[Any], shape: tuple[int, ...], outputs: int, needs: str) -> Plan:
+    plan = plan_network(layers, shape, LIMITS)
+    if plan.output_shape != (outputs,):
         raise ValueError(
             f"layers: the network outputs {'×'.join(map(str, plan.output_shape))} values a "
-            f"sample; {data} needs {entry.what}: end with "
-            f'{{"type": "linear", "out_features": {entry.outputs}}}'
+            f"sample; {needs}: end with "
+            f'{{"type": "linear", "out_features": {outputs}}}'
         )
     return plan
+
+
+def options_plan(options: Any) -> Plan:
+    """The checked plan of a job's layer list on its data set, built-in or uploaded."""
+    if isinstance(options.data, str):
+        return plan_for(options.data, options.layers)
+    needs = uploaded_data.needs(options)
+    what = f"dataset {options.data} needs {needs.what}"
+    return _checked(options.layers, needs.input_shape, needs.outputs, what)
+
+
+def _is_uploaded(data: Any) -> bool:
+    return isinstance(data, int) and not isinstance(data, bool)
 
 
 def _gather_layer_options(params: dict[str, Any]) -> dict[str, Any]:
@@ -122,6 +146,25 @@ def _gather_layer_options(params: dict[str, Any]) -> dict[str, Any]:
     return {**rest, "layers": layers, "layer_options": chosen}
 
 
+def _uploaded_defaults(params: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+    """Lineage recorded (at submit) and the defaults of the model that reads the dataset."""
+    params = with_lineage(
+        params, (info.context or {}).get("dataset_lookup"), (("data", "train"),), KINDS
+    )
+    if "layers" not in params:
+        raise ValueError(
+            "layers: an uploaded dataset has no default network; send a layer list "
+            "(GET /models/sequential/presets has examples)"
+        )
+    datasets = (params.get("lineage") or {}).get("datasets") or [{}]
+    defaults = uploaded_data.DEFAULTS.get(datasets[0].get("schema", {}).get("kind"), {})
+    filled = {k: v for k, v in defaults.items() if k not in params}
+    optimizer = params.get("optimizer", filled.get("optimizer"))
+    if "momentum" not in params and optimizer not in _SGD_LIKE:
+        filled["momentum"] = 0.0
+    return {**filled, **params}
+
+
 def _as_dict(layer: Any) -> dict[str, Any]:
     return layer.model_dump(exclude_unset=True) if isinstance(layer, BaseModel) else dict(layer)
 
@@ -129,7 +172,26 @@ def _as_dict(layer: Any) -> dict[str, Any]:
 class SequentialOptions(TrainOptions):
     """A layer list on a built-in data set; optimizer defaults come from the data's model."""
 
-    data: DataName = Field("mnist", description="Built-in data set: mnist, cifar10 or diabetes.")
+    data: DataName | Annotated[int, Field(ge=1, le=2**31 - 1)] = Field(
+        "mnist",
+        description="Built-in data set (mnist, cifar10, diabetes) or an uploaded dataset's id.",
+    )
+    # Before layers: its check reads them.
+    image_size: int | None = Field(
+        None, ge=8, le=512, description="Uploaded images: resized to this square (default 32)."
+    )
+    target: str | None = Field(
+        None, min_length=1, max_length=1024, description="Uploaded table: the column to predict."
+    )
+    features: list[str] | None = Field(
+        None, max_length=10_000, description="Uploaded table: columns to read; null: all usable."
+    )
+    task: Task | None = Field(
+        None, description="Uploaded table: binary, multiclass or regression; null: inferred."
+    )
+    lineage: dict[str, Any] | None = Field(
+        None, description="Filled at submit time for an uploaded dataset: its id, name, schema."
+    )
     layers: list[Layer] = Field(
         default_factory=_default_layers,
         validate_default=True,
@@ -152,9 +214,11 @@ class SequentialOptions(TrainOptions):
 
     @model_validator(mode="before")
     @classmethod
-    def _fill_data_defaults(cls, params: Any) -> Any:
+    def _fill_data_defaults(cls, params: Any, info: ValidationInfo) -> Any:
         # A copy of a built-in network should train as the built-in does by default.
         data = params.get("data", "mnist") if isinstance(params, dict) else None
+        if _is_uploaded(data):
+            return _gather_layer_options(_uploaded_defaults(params, info))
         # Anything but a known name (a typo, an object) is left to the field's validation.
         if not isinstance(data, str) or data not in DATA:
             return params
@@ -173,30 +237,71 @@ class SequentialOptions(TrainOptions):
         # Back at the top level, where a sweep's leaderboard looks its searched keys up.
         dumped = handler(self)
         chosen = dumped.pop("layer_options", {})
+        # The uploaded-data options, left out where unset: built-in jobs' params stay as they were.
+        for key in (*uploaded_data.TABLE_KEYS, *uploaded_data.IMAGE_KEYS, "lineage"):
+            if dumped.get(key) is None:
+                dumped.pop(key, None)
         return {**dumped, **chosen}
 
     @field_validator("layers")
     @classmethod
     def _check_layers(cls, layers: list[Any], info: ValidationInfo) -> list[Any]:
-        if "data" in info.data:
-            plan_for(info.data["data"], layers)
+        data = info.data.get("data")
+        if isinstance(data, str):
+            plan_for(data, layers)
+        elif _is_uploaded(data) and set(UPLOADED_FIELDS) <= set(info.data):
+            given = SimpleNamespace(**{k: info.data[k] for k in UPLOADED_FIELDS})
+            try:
+                needs = uploaded_data.needs(given)
+            except ValueError:
+                return layers  # the options' own check names what is wrong
+            _checked(layers, needs.input_shape, needs.outputs, f"dataset {data} needs {needs.what}")
         return layers
 
     @model_validator(mode="after")
     def _check_loss(self) -> SequentialOptions:
-        task = DATA[self.data].source.task
+        task = self._check_uploaded()
         if self.loss is None:
             self.loss = DEFAULT_LOSS[task]
         elif self.loss not in LOSSES_BY_TASK[task]:
             allowed = ", ".join(sorted(LOSSES_BY_TASK[task]))
             raise ValueError(f"loss {self.loss!r} does not fit {self.data} ({task}): use {allowed}")
-        if self.augment and DATA[self.data].source.augment is None:
+        if self.augment and not self._reads_images():
             raise ValueError(f"augment applies to image data, not {self.data}")
         return self
 
+    def _reads_images(self) -> bool:
+        if isinstance(self.data, str):
+            return DATA[self.data].source.augment is not None
+        return uploaded_data.schema_of(self)["kind"] == "images"
+
+    def _check_uploaded(self) -> Task:
+        """The task; for an uploaded dataset, its options and layer list checked."""
+        kind = "builtin" if isinstance(self.data, str) else uploaded_data.schema_of(self)["kind"]
+        misplaced = {
+            "builtin": (*uploaded_data.TABLE_KEYS, *uploaded_data.IMAGE_KEYS),
+            "images": uploaded_data.TABLE_KEYS,
+            "table": uploaded_data.IMAGE_KEYS,
+        }[kind]
+        for key in misplaced:
+            if getattr(self, key) is not None:
+                where = "uploaded tables" if key in uploaded_data.TABLE_KEYS else "uploaded images"
+                raise ValueError(f"{key} applies to {where}, not to data {self.data!r}")
+        if isinstance(self.data, str):
+            if self.lineage is not None:  # else a built-in job could hold a dataset it never read
+                raise ValueError(f"lineage is recorded for uploaded datasets, not {self.data!r}")
+            return DATA[self.data].source.task
+        if kind == "images" and self.image_size is None:
+            self.image_size = uploaded_data.DEFAULT_IMAGE_SIZE
+        needs = uploaded_data.needs(self)  # the layer list itself: checked as a field
+        if kind == "table":
+            self.task = needs.task
+        return needs.task
+
 
 class SequentialInputs(RootModel):
-    """Prediction body: the body of the data set's built-in model (image(s) or features)."""
+    """Prediction body: the body of the data set's built-in model (image(s) or features); on
+    an uploaded dataset, image pixels or table rows ({"rows": [...]})."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -204,19 +309,30 @@ class SequentialInputs(RootModel):
                 {"image": mnist_mlp.MnistInputs.EXAMPLE},
                 {"image": cifar10_cnn.Cifar10Inputs.EXAMPLE},
                 {"features": [diabetes.EXAMPLE_ROW]},
+                {"rows": [tabular.EXAMPLE_ROW]},
             ]
         }
     )
 
-    root: mnist_mlp.MnistInputs | cifar10_cnn.Cifar10Inputs | diabetes.DiabetesInputs
+    # Ties go to the first: a 28x28 body stays MnistInputs, a 32x32x3 one Cifar10Inputs.
+    root: (
+        mnist_mlp.MnistInputs
+        | cifar10_cnn.Cifar10Inputs
+        | diabetes.DiabetesInputs
+        | image_classifier.PixelInputs
+        | tabular.TabularInputs
+    )
 
 
 def build(options: SequentialOptions) -> nn.Module:
+    if _is_uploaded(options.data):
+        return specialise(options).build(options)  # before any fit: statistics 0 and 1
     return build_network(plan_for(options.data, options.layers))
 
 
 def describe(options: SequentialOptions) -> NetworkSummary:
-    return summarise(plan_for(options.data, options.layers))
+    """The user's layers; an uploaded dataset's standardisation or encoder comes first."""
+    return summarise(options_plan(options))
 
 
 def _unwrap(source: ModelSpec, inputs: Any) -> Any:
@@ -233,7 +349,9 @@ def _unwrap(source: ModelSpec, inputs: Any) -> Any:
 # job's own spec (``for_options``): they pick by the body's shape or the options' data.
 def _preprocess_any(inputs: SequentialInputs) -> torch.Tensor:
     body = inputs.root
-    source = next(e.source for e in DATA.values() if isinstance(body, e.source.inputs))
+    source = next((e.source for e in DATA.values() if isinstance(body, e.source.inputs)), None)
+    if source is None:
+        raise ImageRejected("this body is read by a network on an uploaded dataset: pick a job")
     return source.preprocess(body)
 
 
@@ -246,6 +364,8 @@ def _no_uploads(data: str) -> Any:
 
 def specialise(options: SequentialOptions) -> ModelSpec:
     """The spec of one job: its data set's task, data, augmentation and prediction I/O."""
+    if _is_uploaded(options.data):
+        return uploaded_data.uploaded_spec(SPEC, options, options_plan(options))
     source = DATA[options.data].source
     return dataclasses.replace(
         SPEC,
@@ -262,6 +382,8 @@ def specialise(options: SequentialOptions) -> ModelSpec:
 
 
 def load_data(options: SequentialOptions, data_root: DataRoot) -> TrainingData:
+    if _is_uploaded(options.data):
+        return specialise(options).load_data(options, data_root)
     return DATA[options.data].source.load_data(options, data_root)
 
 
@@ -270,6 +392,9 @@ def _decode_any(data: bytes, limits: ImageLimits | None = None) -> torch.Tensor:
 
 
 def _augment(options: SequentialOptions) -> Any:
+    if _is_uploaded(options.data):
+        augment = specialise(options).augment
+        return augment(options) if augment is not None else None
     source = DATA[options.data].source
     return source.augment(options) if source.augment is not None else None
 
@@ -277,7 +402,7 @@ def _augment(options: SequentialOptions) -> Any:
 SPEC = register(
     ModelSpec(
         name="sequential",
-        summary="Any network written as a layer list, on the mnist, cifar10 or diabetes data.",
+        summary="Any network written as a layer list, on mnist, cifar10, diabetes or an upload.",
         task="multiclass",
         options=SequentialOptions,
         inputs=SequentialInputs,
@@ -286,7 +411,12 @@ SPEC = register(
         preprocess=_preprocess_any,
         postprocess=mnist_mlp.postprocess,
         # Each job answers as its data set's built-in model does.
-        answer=mnist_mlp.MnistAnswer | cifar10_cnn.Cifar10Answer | diabetes.DiabetesAnswer,
+        answer=mnist_mlp.MnistAnswer
+        | cifar10_cnn.Cifar10Answer
+        | diabetes.DiabetesAnswer
+        | image_classifier.ImageClassAnswer
+        | tabular.TabularClassAnswer
+        | tabular.TabularValueAnswer,
         decode_upload=_decode_any,
         augment=_augment,
         # The default data set's (mnist); each job answers with its own (specialise).

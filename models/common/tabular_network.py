@@ -6,6 +6,8 @@ regression target's mean and std), so a checkpoint or an export serves raw rows 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -79,23 +81,14 @@ class OneHot(nn.Module):
         return self.eye[index]
 
 
-class TabularNetwork(nn.Module):
-    """Encoder, then ``hidden`` layers of ``activation``, then the outputs (logits, or the
-    regression value in the target's own units)."""
+class EncodedTable(nn.Module):
+    """The encoder, then a body made for its width (``make_body(width)``), then the outputs
+    (logits, or the regression value in the target's own units)."""
 
-    def __init__(self, plan: TablePlan, hidden: list[int], activation: str, dropout: float) -> None:
+    def __init__(self, plan: TablePlan, make_body: Callable[[int], nn.Module]) -> None:
         super().__init__()
         self.encoder = TableEncoder(plan)
-        outputs = 1 if plan.task in ("binary", "regression") else len(plan.classes)
-        layers: list[nn.Module] = []
-        width = self.encoder.width
-        for size in hidden:
-            layers += [nn.Linear(width, size), ACTIVATIONS[activation]()]
-            if dropout:
-                layers.append(nn.Dropout(dropout))
-            width = size
-        layers.append(nn.Linear(width, outputs))
-        self.mlp = nn.Sequential(*layers)
+        self.mlp = make_body(self.encoder.width)
         self.register_buffer("target_mean", torch.zeros(()))
         self.register_buffer("target_std", torch.ones(()))
         self.is_regression = plan.task == "regression"
@@ -110,3 +103,37 @@ class TabularNetwork(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.mlp(self.encoder(x))
         return out * self.target_std + self.target_mean if self.is_regression else out
+
+
+def outputs_of(plan: TablePlan) -> int:
+    """1 logit (binary), one score a class (multiclass) or 1 value (regression)."""
+    return 1 if plan.task in ("binary", "regression") else len(plan.classes)
+
+
+def encoded_width(plan: TablePlan) -> int:
+    """The encoder's output width, without making it."""
+    width = 0
+    for column in plan.features:
+        size = len(column.categories) + 1
+        if column.kind != "categorical":
+            width += 1
+        else:
+            width += size if size <= MAX_ONE_HOT else min(MAX_EMBEDDING, (size + 1) // 2)
+    return width
+
+
+class TabularNetwork(EncodedTable):
+    """Encoder, then ``hidden`` layers of ``activation``, then the outputs."""
+
+    def __init__(self, plan: TablePlan, hidden: list[int], activation: str, dropout: float) -> None:
+        def mlp(width: int) -> nn.Module:
+            layers: list[nn.Module] = []
+            for size in hidden:
+                layers += [nn.Linear(width, size), ACTIVATIONS[activation]()]
+                if dropout:
+                    layers.append(nn.Dropout(dropout))
+                width = size
+            layers.append(nn.Linear(width, outputs_of(plan)))
+            return nn.Sequential(*layers)
+
+        super().__init__(plan, mlp)

@@ -7,6 +7,7 @@ parses (and serves) without the dataset, even after it is deleted.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -48,47 +49,61 @@ class UploadedOptions(DatasetOptions):
         lookup = (info.context or {}).get("dataset_lookup")
         if not isinstance(params, dict):
             return params
-        if lookup is None:
-            if params.get("lineage") is None:
-                raise ValueError(
-                    "dataset lineage missing: submit the job through POST /jobs, which records it"
-                )
-            return params
-        datasets = []
-        for key, role in ROLES:
-            dataset_id = params.get(key)
-            if (
-                dataset_id is None
-                or isinstance(dataset_id, bool)
-                or not isinstance(dataset_id, int)
-            ):
-                continue  # the field's own validation names the mistake
-            try:
-                found = lookup(dataset_id)
-            except LookupError:
-                raise ValueError(
-                    f"{key}: dataset {dataset_id} does not exist; upload one with POST /datasets"
-                ) from None
-            if found["kind"] != cls.KIND:
-                raise ValueError(
-                    f"{key}: dataset {dataset_id} is {_a(found['kind'])} dataset; this model "
-                    f"trains on {_a(cls.KIND)} dataset"
-                )
-            datasets.append(
-                {
-                    **{k: found[k] for k in ("id", "name", "sha256", "kind")},
-                    "role": role,
-                    "schema": found["schema"],
-                }
-            )
-        return {**params, "lineage": {"datasets": datasets}}
+        return with_lineage(params, lookup, ROLES, (cls.KIND,))
 
     def dataset_schema(self, role: str = "train") -> dict[str, Any] | None:
         """The recorded schema of the train or test dataset (None: no such dataset)."""
-        for entry in (self.lineage or {}).get("datasets", []):
-            if entry.get("role") == role:
-                return entry["schema"]
-        return None
+        return recorded_schema(self.lineage, role)
+
+
+def recorded_schema(lineage: dict[str, Any] | None, role: str = "train") -> dict[str, Any] | None:
+    """The schema ``lineage`` records for the dataset of ``role`` (None: no such dataset)."""
+    for entry in (lineage or {}).get("datasets", []):
+        if entry.get("role") == role:
+            return entry["schema"]
+    return None
+
+
+def with_lineage(
+    params: dict[str, Any],
+    lookup: Callable[[int], dict[str, Any]] | None,
+    roles: tuple[tuple[str, str], ...],
+    kinds: tuple[str, ...],
+) -> dict[str, Any]:
+    """``params`` with ``lineage`` recorded for each dataset id under ``roles``' keys.
+
+    Without a lookup (a stored job) the recorded lineage must already be there.
+    """
+    if lookup is None:
+        if params.get("lineage") is None:
+            raise ValueError(
+                "dataset lineage missing: submit the job through POST /jobs, which records it"
+            )
+        return params
+    datasets = []
+    for key, role in roles:
+        dataset_id = params.get(key)
+        if dataset_id is None or isinstance(dataset_id, bool) or not isinstance(dataset_id, int):
+            continue  # the field's own validation names the mistake
+        try:
+            found = lookup(dataset_id)
+        except LookupError:
+            raise ValueError(
+                f"{key}: dataset {dataset_id} does not exist; upload one with POST /datasets"
+            ) from None
+        if found["kind"] not in kinds:
+            raise ValueError(
+                f"{key}: dataset {dataset_id} is {_a(found['kind'])} dataset; this model "
+                f"trains on {' or '.join(map(_a, kinds))} dataset"
+            )
+        datasets.append(
+            {
+                **{k: found[k] for k in ("id", "name", "sha256", "kind")},
+                "role": role,
+                "schema": found["schema"],
+            }
+        )
+    return {**params, "lineage": {"datasets": datasets}}
 
 
 def _a(kind: str) -> str:

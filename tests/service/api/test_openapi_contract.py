@@ -60,7 +60,7 @@ def test_each_prediction_route_declares_its_models_answer(schema: dict[str, Any]
     mnist = resolve(schema, answer_schema(schema, "/predict/mnist"))
     assert mnist["properties"]["model"]["enum"] == ["mnist_mlp", "mnist_cnn"]
     assert mnist["properties"]["predictions"]["items"] == {"$ref": COMPONENTS + "DigitPrediction"}
-    # sequential answers as its data set's built-in model does: one shape each.
+    # sequential answers as its data set's built-in model (or the uploaded-data one) does.
     shapes = [
         resolve(schema, s)["title"] for s in answer_schema(schema, "/predict/sequential")["anyOf"]
     ]
@@ -68,6 +68,9 @@ def test_each_prediction_route_declares_its_models_answer(schema: dict[str, Any]
         "SequentialMnistPrediction",
         "SequentialCifar10Prediction",
         "SequentialDiabetesPrediction",
+        "SequentialImageClassPrediction",
+        "SequentialTabularClassPrediction",
+        "SequentialTabularValuePrediction",
     ]
     compared = schema["paths"]["/jobs/compare"]["get"]["responses"]["200"]["content"]
     assert compared["application/json"]["schema"] == {"$ref": COMPONENTS + "ComparisonPublic"}

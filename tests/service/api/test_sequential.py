@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from tests.models.fixtures import synthetic_digits, write_idx
 from tests.models.image_factory import encode, seven
+from tests.service.api.test_datasets import png, upload, zipped
 from tests.utils.job_runs import perform_next_job
 from torchkiln.models import REGISTRY
 from torchkiln.models.common.layers import KIND_BY_NAME
@@ -211,3 +212,53 @@ def test_init_from_starts_a_sequential_job_from_an_earlier_ones_weights(
     run_next_job(settings)
     failed = client.get(f"/jobs/{third}").json()
     assert failed["status"] == "failed" and "size mismatch" in failed["error"]
+
+
+def test_an_uploaded_dataset_id_is_summarised_submitted_and_held(client: TestClient) -> None:
+    members = {f"pets/{c}/{i}.png": png(60 * i, (6, 6)) for c in ("cat", "dog") for i in range(3)}
+    dataset = upload(client, zipped(members), "pets.zip").json()
+    layers = [{"type": "flatten"}, {"type": "linear", "out_features": 2}]
+    params = {"data": dataset["id"], "image_size": 8, "layers": layers}
+    summary = client.post("/models/sequential/summary", json=params)
+    assert summary.status_code == 200, summary.text
+    assert summary.json()["input_shape"] == [1, 8, 8]
+    wide = {**params, "layers": [layers[0], {"type": "linear", "out_features": 3}]}
+    refused = client.post("/jobs", json={"model": "sequential", "params": wide})
+    assert refused.status_code == 422 and "needs 2 class scores" in refused.text
+    assert refused.json()["detail"][0]["loc"][:3] == ["body", "params", "layers"]
+    job = client.post("/jobs", json={"model": "sequential", "params": params})
+    assert job.status_code == 201, job.text
+    lineage = job.json()["params"]["lineage"]["datasets"]
+    assert [(d["id"], d["name"], d["role"]) for d in lineage] == [
+        (dataset["id"], "pets.zip", "train")
+    ]
+    deleted = client.delete(f"/datasets/{dataset['id']}")
+    assert deleted.status_code == 409, deleted.text
+
+
+def test_a_network_on_an_uploaded_table_trains_and_answers_raw_rows(
+    client: TestClient, settings: Settings
+) -> None:
+    lines = ["size,colour,sold"] + [
+        f"{i},{('red', 'blue')[i % 2]},{'yes' if i > 20 else 'no'}" for i in range(40)
+    ]
+    dataset = upload(client, "\n".join(lines).encode(), "sales.csv").json()
+    layers = [{"type": "linear", "out_features": 4}, {"type": "relu"}]
+    params = {"data": dataset["id"], "layers": layers, "epochs": 2}
+    refused = client.post("/jobs", json={"model": "sequential", "params": params})
+    assert "needs target: one of ['size', 'colour', 'sold']" in refused.text
+    params = {
+        **params,
+        "target": "sold",
+        "layers": [*layers, {"type": "linear", "out_features": 1}],
+    }
+    job_id = client.post("/jobs", json={"model": "sequential", "params": params}).json()["id"]
+    run_next_job(settings)
+    assert client.get(f"/jobs/{job_id}").json()["status"] == "succeeded"
+    rows = {"rows": [{"size": 30, "colour": "red"}, {"size": None, "colour": "green"}]}
+    answer = client.post(f"/predict/sequential?job_id={job_id}", json=rows)
+    assert answer.status_code == 200, answer.text
+    assert [p["label"] in {"no", "yes"} for p in answer.json()["predictions"]] == [True, True]
+    files = {"file": ("seven.png", encode(seven(), "PNG"), "image/png")}
+    image = client.post(f"/predict/sequential?job_id={job_id}", files=files)
+    assert image.status_code == 422 and "table rows" in image.json()["detail"]

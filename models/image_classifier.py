@@ -139,15 +139,15 @@ class PixelInputs(ImageBatch):
     images: list[list[Any]] | None = Field(None, min_length=1, max_length=MAX_IMAGES)
 
 
-class ClassGuess(BaseModel):
+class LabelGuess(BaseModel):
     label: str
     probability: float
 
 
-class ImagePrediction(ClassGuess):
+class ImagePrediction(LabelGuess):
     """The likeliest class of one image, and the likeliest few, best first."""
 
-    top_k: list[ClassGuess]
+    top_k: list[LabelGuess]
 
 
 class ImageClassAnswer(BaseModel):

@@ -188,26 +188,26 @@ class TabularInputs(BaseModel):
     rows: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_ROWS)
 
 
-class ClassPrediction(BaseModel):
+class RowClassPrediction(BaseModel):
     label: str
     probability: float
     probabilities: dict[str, float]
 
 
-class ValuePrediction(BaseModel):
+class RowValuePrediction(BaseModel):
     value: float
 
 
 class TabularClassAnswer(BaseModel):
     """A classifier's answer: per row, the likeliest class and every class's probability."""
 
-    predictions: list[ClassPrediction]
+    predictions: list[RowClassPrediction]
 
 
 class TabularValueAnswer(BaseModel):
     """A regression's answer: per row, the predicted value in the target's units."""
 
-    predictions: list[ValuePrediction]
+    predictions: list[RowValuePrediction]
 
 
 class RowsRejected(ImageRejected):

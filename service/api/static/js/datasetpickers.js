@@ -1,14 +1,17 @@
 // Pickers for options that name an uploaded dataset or its columns, by option name: `dataset`
-// and `test_dataset` choose from GET /datasets; `target` (one) and `features` (several) from
-// the chosen `dataset`'s schema columns. Each overlays the option's own input, which keeps the
+// and `test_dataset` choose from GET /datasets; `data` (sequential) from its built-in data sets
+// and GET /datasets; `target` (one) and `features` (several) from the chosen `dataset`'s (or
+// `data`'s) schema columns. Each overlays the option's own input, which keeps the
 // value (so read, fill and errors work as for any option) and shows again when there is
 // nothing to pick from (a server without /datasets, no dataset chosen).
 
 import { listDatasets, readDataset, usableColumns } from "./datasets.js";
 
-const DATASET_OPTIONS = ["dataset", "test_dataset"];
+const DATASET_OPTIONS = ["dataset", "test_dataset", "data"];
 const COLUMN_OPTIONS = ["target", "features"];
 export const PICKED_OPTIONS = [...DATASET_OPTIONS, ...COLUMN_OPTIONS];
+// Options whose chosen dataset the column pickers follow.
+const SOURCE_OPTIONS = ["dataset", "data"];
 
 function datasetLabel(dataset) {
   const schema = dataset.schema || {};
@@ -17,7 +20,8 @@ function datasetLabel(dataset) {
 }
 
 // The option's input mirrored by a select; returns the control with fill() kept in sync.
-export function withPicker(name, control) {
+// `builtIn`: names offered before the uploads (`data`: a JSON option, "mnist" or an id).
+export function withPicker(name, control, builtIn = []) {
   const input = control.element.querySelector("input, textarea");
   const select = document.createElement("select");
   select.className = "picker";
@@ -31,7 +35,7 @@ export function withPicker(name, control) {
   // Shown with choices, the select takes the input's id (so the label points at it).
   function offer(choices, placeholder) {
     const current = readValue();
-    select.replaceChildren(...(isMany ? [] : [new Option(placeholder, "")]));
+    select.replaceChildren(...(isMany || placeholder === null ? [] : [new Option(placeholder, "")]));
     for (const [value, text] of choices) select.append(new Option(text, value));
     for (const value of current) {
       if (value !== "" && ![...select.options].some((o) => o.value === value)) {
@@ -72,8 +76,11 @@ export function withPicker(name, control) {
     const load = async () => {
       const page = await listDatasets().catch(() => null);
       if (!control.element.isConnected) return;
-      offer(page ? page.data.map((d) => [String(d.id), datasetLabel(d)]) : [], name === "dataset" ? "choose a dataset…" : "(none)");
-      if (name === "dataset") select.dispatchEvent(new Event("change", { bubbles: true }));
+      const uploads = page ? page.data.map((d) => [String(d.id), datasetLabel(d)]) : [];
+      const builtIns = builtIn.map((n) => [JSON.stringify(n), n]);
+      const placeholder = { dataset: "choose a dataset…", test_dataset: "(none)", data: null }[name];
+      offer([...builtIns, ...uploads], placeholder);
+      if (SOURCE_OPTIONS.includes(name)) select.dispatchEvent(new Event("change", { bubbles: true }));
     };
     const reload = () => (control.element.isConnected ? load() : document.removeEventListener("datasets-changed", reload));
     document.addEventListener("datasets-changed", reload);
@@ -84,10 +91,11 @@ export function withPicker(name, control) {
     const follow = async (event) => {
       if (!control.element.isConnected) return document.removeEventListener("change", follow);
       const source = event.target;
-      if (source.dataset.picks !== "dataset" || source.closest("form") !== control.element.closest("form")) return;
+      if (!SOURCE_OPTIONS.includes(source.dataset.picks) || source.closest("form") !== control.element.closest("form")) return;
       const mine = ++asked;
       let columns = [];
-      if (source.value) columns = usableColumns(await readDataset(Number(source.value)).catch(() => null));
+      // A built-in data set (`data`: "mnist") has no columns to pick.
+      if (/^\d+$/.test(source.value)) columns = usableColumns(await readDataset(Number(source.value)).catch(() => null));
       if (mine === asked) offer(columns.map((c) => [c.name, `${c.name} (${c.type})`]), "choose a column…");
     };
     document.addEventListener("change", follow);
@@ -113,7 +121,7 @@ export function withPicker(name, control) {
     fill(value) {
       fill(value);
       mirror();
-      if (name === "dataset" && !select.hidden) select.dispatchEvent(new Event("change", { bubbles: true }));
+      if (SOURCE_OPTIONS.includes(name) && !select.hidden) select.dispatchEvent(new Event("change", { bubbles: true }));
     },
   };
 }

@@ -260,5 +260,8 @@ export function controlFor(name, property, root, id, isRequired = false) {
   if (kind === "object") return objectControl(name, property, field, isNullable, root, id);
   if (kind === "union") return unionControl(name, property, field, isNullable, root, id);
   const control = scalarControl(name, property, field, isNullable, id, isRequired);
-  return PICKED_OPTIONS.includes(name) && !control.isConst ? withPicker(name, control) : control;
+  if (!PICKED_OPTIONS.includes(name) || control.isConst) return control;
+  // `data` is a built-in name (the anyOf's enum) or an uploaded dataset's id.
+  const builtIn = (field.anyOf || []).flatMap((s) => (Array.isArray(s.enum) ? s.enum : []));
+  return name !== "data" || builtIn.length ? withPicker(name, control, builtIn) : control;
 }

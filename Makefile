@@ -21,7 +21,7 @@ serve: setup  ## set up, apply migrations, serve on SQLite with an in-process wo
 # Two processes: most slow tests wait on servers and workers, so they overlap well. Files stay
 # whole on one process (their module fixtures start one server each); timing bounds run after.
 test: setup  ## set up and run the whole test suite (needs PostgreSQL on 127.0.0.1:5432, see README)
-	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not serial"
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not serial" --durations=15
 	$(BIN)/python -m pytest -m serial
 
 test-fast: setup  ## everything but the slow tests (live servers, browser, real data, wheel)

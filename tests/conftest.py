@@ -20,6 +20,19 @@ SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
 # Folders whose every test starts real servers, browsers or builds: all of them are slow.
 SLOW_FOLDERS = ("integration", "ui", "deploy", "packaging")
 SLOW_MARKS = ("browser", "shared_data")
+# The longest files, longest first (`--durations` on this machine): `make test` hands files to
+# its two processes in collection order, so starting these first keeps one of them from
+# finishing a long file alone at the end.
+LONGEST_FILES = (
+    "integration/test_datasets_e2e.py",
+    "integration/test_crash_safety.py",
+    "service/api/test_schema_fuzz.py",
+    "models/test_sequential_real_data.py",
+    "workers/test_gangs.py",
+    "ui/test_web_page.py",
+    "integration/test_restart.py",
+    "workers/test_distributed.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -29,6 +42,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         parts = Path(str(item.path)).relative_to(REPO_ROOT / "tests").parts
         if parts[0] in SLOW_FOLDERS or any(item.get_closest_marker(m) for m in SLOW_MARKS):
             item.add_marker(pytest.mark.slow)
+
+    def rank(item: pytest.Item) -> int:
+        name = Path(str(item.path)).relative_to(REPO_ROOT / "tests").as_posix()
+        return LONGEST_FILES.index(name) if name in LONGEST_FILES else len(LONGEST_FILES)
+
+    items.sort(key=rank)  # stable: each file's tests stay together and in order
 
 
 def make_settings(tmp_path: Path, database_url: str) -> Settings:

@@ -112,7 +112,7 @@ def finished_count(engine: Engine) -> int:
 
 
 def test_four_workers_run_each_of_200_jobs_exactly_once_on_postgresql(tmp_path: Path) -> None:
-    epochs = 20
+    epochs = 5
     with postgres_database() as url:
         settings = make_settings(tmp_path, url)
         engine = make_engine(settings)
@@ -176,7 +176,7 @@ def test_sigterm_to_a_worker_command_hands_the_job_back_to_resume(tmp_path: Path
     live.start()
     first = WorkerCommand(settings, tmp_path / "worker.log")
     second = WorkerCommand(settings, tmp_path / "worker.log")
-    params = {"epochs": 20_000, "checkpoint_every": 500, "seed": 5}
+    params = {"epochs": 6_000, "checkpoint_every": 500, "seed": 5}
     try:
         with live.client() as http:
             job_id = submit(http, "linear_noisy", **params)
@@ -185,11 +185,11 @@ def test_sigterm_to_a_worker_command_hands_the_job_back_to_resume(tmp_path: Path
             assert first.stop(signal.SIGTERM) == 0
             handed_back = http.get(f"/jobs/{job_id}").json()
             assert handed_back["status"] == "queued" and handed_back["attempts"] == 0
-            assert 700 <= handed_back["epoch"] < 20_000
+            assert 700 <= handed_back["epoch"] < 6_000
             second.start()
             job = wait_for_job(http, job_id, timeout_s=240)
             assert job["status"] == "succeeded" and job["attempts"] == 1
-            assert epochs_of(http, job_id) == list(range(1, 20_001))
+            assert epochs_of(http, job_id) == list(range(1, 6_001))
             assert second.stop(signal.SIGTERM) == 0
     finally:
         first.kill_group()

@@ -7,10 +7,12 @@ PORT ?= 8000
 
 .PHONY: serve test test-fast lint bench setup
 
+# --no-compile: byte-compiling all of torch's CUDA build took 35 s of a 2-minute setup; Python
+# compiles what it imports on first use.
 $(BIN)/torchkiln: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-compile -e '.[dev]'
 	touch $@
 
 setup: $(BIN)/torchkiln

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
@@ -20,6 +21,12 @@ SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
 # Folders whose every test starts real servers, browsers or builds: all of them are slow.
 SLOW_FOLDERS = ("integration", "ui", "deploy", "packaging")
 SLOW_MARKS = ("browser", "shared_data")
+
+# Tests that train in process share two cores with the other test process: torch's default of
+# one thread a core oversubscribes them, and OpenMP's waits made a CIFAR test 3.4x slower
+# (171 s against 51 s with one thread, the other core busy). Servers and workers the tests
+# start set their own threads, as the service does.
+torch.set_num_threads(1)
 # The longest files, longest first (`--durations` on this machine): `make test` hands files to
 # its two processes in collection order, so starting these first keeps one of them from
 # finishing a long file alone at the end.

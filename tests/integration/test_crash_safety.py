@@ -176,20 +176,20 @@ def test_sigterm_to_a_worker_command_hands_the_job_back_to_resume(tmp_path: Path
     live.start()
     first = WorkerCommand(settings, tmp_path / "worker.log")
     second = WorkerCommand(settings, tmp_path / "worker.log")
-    params = {"epochs": 6_000, "checkpoint_every": 500, "seed": 5}
+    params = {"epochs": 3_000, "checkpoint_every": 250, "seed": 5}
     try:
         with live.client() as http:
             job_id = submit(http, "linear_noisy", **params)
             first.start()
-            wait_for_epoch(http, job_id, 700)
+            wait_for_epoch(http, job_id, 350)
             assert first.stop(signal.SIGTERM) == 0
             handed_back = http.get(f"/jobs/{job_id}").json()
             assert handed_back["status"] == "queued" and handed_back["attempts"] == 0
-            assert 700 <= handed_back["epoch"] < 6_000
+            assert 350 <= handed_back["epoch"] < 3_000
             second.start()
             job = wait_for_job(http, job_id, timeout_s=240)
             assert job["status"] == "succeeded" and job["attempts"] == 1
-            assert epochs_of(http, job_id) == list(range(1, 6_001))
+            assert epochs_of(http, job_id) == list(range(1, 3_001))
             assert second.stop(signal.SIGTERM) == 0
     finally:
         first.kill_group()

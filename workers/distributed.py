@@ -33,6 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torchkiln.models import REGISTRY
 from torchkiln.models.common.options import TrainOptions
 from torchkiln.models.common.registry import DataUnavailable
+from torchkiln.service.store.dataset_objects import fetch_datasets, lineage_ids
 from torchkiln.service.store.db import make_engine, read_session
 from torchkiln.service.store.gangs import (
     lose_attempt,
@@ -391,6 +392,10 @@ def follow(task: RankTask, ranks: GroupRanks, device: torch.device) -> None:
     spec = REGISTRY[task.model]
     options = spec.parse_options(task.params)
     spec = spec.for_options(options)
+    # A rank on another host: its worker's datasets folder may not hold the dataset yet.
+    fetch_datasets(
+        task.settings.artifact_store(), task.settings.datasets_dir, lineage_ids(task.params)
+    )
     data = to_device(spec.load_data(options, data_root(task.settings)), device)
     state = new_state(spec, options, device)
     ranks.share(state, spec.name)

@@ -23,6 +23,7 @@ from torchkiln.service.store.checkpoint_files import (
     remove_stale_checkpoints,
     store_checkpoint,
 )
+from torchkiln.service.store.dataset_objects import fetch_datasets, lineage_ids
 from torchkiln.service.store.db import read_session
 from torchkiln.service.store.jobs import (
     Lease,
@@ -179,6 +180,7 @@ class JobRun:
         spec = spec.for_options(options)
         device = resolve_device(job.device_requested, self.device)
         mark_started(self.engine, lease, device=str(device), torch_version=torch.__version__)
+        fetch_datasets(self.store, self.settings.datasets_dir, lineage_ids(job.params))
         data = to_device(spec.load_data(options, data_root(self.settings)), device)
         self.best = BestKeeper(options.watch, options.keep_last, options.keep_best)
         state = self.initial_state(spec, options, device)

@@ -42,6 +42,7 @@ ERROR_STATUS: dict[type[errors.TorchkilnError], int] = {
     errors.DatasetNotFound: 404,
     errors.DatasetInUse: 409,
     errors.DatasetTooLarge: 413,
+    errors.DatasetNotStored: 503,
 }
 
 

@@ -103,6 +103,16 @@ class DatasetInUse(TorchkilnError):
     """A dataset that a queued or running job trains on."""
 
 
+class DatasetNotStored(TorchkilnError):
+    """The object store refused a new dataset's copy; the upload kept nothing."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"the dataset could not be copied to the object store ({reason}); nothing was kept:"
+            " retry the upload"
+        )
+
+
 class DatasetTooLarge(TorchkilnError):
     def __init__(self, limit: int) -> None:
         super().__init__(

@@ -6,15 +6,23 @@ from pathlib import PurePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
+from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from torchkiln.service.api.dataset_form import DatasetForm, form_boundary
-from torchkiln.service.api.deps import EngineDep, ReadSessionDep, SettingsDep
+from torchkiln.service.api.deps import EngineDep, ReadSessionDep, SettingsDep, StoreDep
 from torchkiln.service.api.schemas import DatasetDetailPublic, DatasetPublic, DatasetsPublic
 from torchkiln.service.store import datasets
+from torchkiln.service.store.artifact_store import ArtifactStore
 from torchkiln.service.store.dataset_archives import ArchiveLimits, sample_images
+from torchkiln.service.store.dataset_objects import (
+    fetch_dataset,
+    publish_dataset,
+    remove_dataset_objects,
+)
 from torchkiln.service.store.dataset_tables import TABLE_FILE, preview_rows
 from torchkiln.service.store.dataset_upload import UploadSink
+from torchkiln.service.store.errors import DatasetNotStored
 from torchkiln.service.store.settings import Settings
 from torchkiln.service.store.tables import MAX_ROW_ID, Dataset
 
@@ -81,11 +89,16 @@ def archive_limits(settings: Settings) -> ArchiveLimits:
     response_model=DatasetPublic,
     openapi_extra={"requestBody": UPLOAD_BODY},
     responses={
-        200: {"model": DatasetPublic, "description": "The same bytes were uploaded before."}
+        200: {"model": DatasetPublic, "description": "The same bytes were uploaded before."},
+        503: {"description": "The object store (TORCHKILN_ARTIFACTS_URL) refused the copy."},
     },
 )
 async def upload_dataset(
-    request: Request, response: Response, engine: EngineDep, settings: SettingsDep
+    request: Request,
+    response: Response,
+    engine: EngineDep,
+    settings: SettingsDep,
+    store: StoreDep,
 ) -> DatasetPublic:
     """Store a table or an image-folder archive; answers its schema. The same bytes again
     answer 200 with the dataset they made."""
@@ -118,9 +131,26 @@ async def upload_dataset(
         limits=archive_limits(settings),
         columns=columns,
     )
-    if not is_new:
+    if is_new:
+        await run_in_threadpool(publish_or_forget, engine, settings, store, dataset.id)
+    else:
         response.status_code = status.HTTP_200_OK
     return dataset_public(dataset)
+
+
+def publish_or_forget(
+    engine: Engine, settings: Settings, store: ArtifactStore, dataset_id: int
+) -> None:
+    """Copy a new dataset to the object store (other hosts' workers read it there), or
+    remove it: a dataset only this host could train on would fail its jobs elsewhere."""
+    try:
+        publish_dataset(
+            store, datasets.dataset_folder(settings.datasets_dir, dataset_id), dataset_id
+        )
+    except Exception as error:  # s3fs's OSError, or botocore's own connection errors
+        datasets.delete_dataset(engine, settings.datasets_dir, dataset_id)
+        remove_dataset_objects(store, dataset_id)
+        raise DatasetNotStored(f"{type(error).__name__}: {error}") from error
 
 
 @router.get("", response_model=DatasetsPublic)
@@ -136,10 +166,11 @@ def list_datasets(
 
 @router.get("/{dataset_id}", response_model=DatasetDetailPublic)
 def read_dataset(
-    dataset_id: int, session: ReadSessionDep, settings: SettingsDep
+    dataset_id: int, session: ReadSessionDep, settings: SettingsDep, store: StoreDep
 ) -> DatasetDetailPublic:
     """The dataset with a preview: a table's first 20 rows, or up to 8 images' paths."""
     dataset = datasets.get_dataset(session, dataset_id)
+    fetch_dataset(store, settings.datasets_dir, dataset_id)  # uploaded through another host
     folder = datasets.dataset_folder(settings.datasets_dir, dataset_id)
     preview: list[dict[str, Any]] = (
         preview_rows(folder / TABLE_FILE)  # type: ignore[assignment]
@@ -151,8 +182,11 @@ def read_dataset(
 
 
 @router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_dataset(dataset_id: int, engine: EngineDep, settings: SettingsDep) -> Response:
+def delete_dataset(
+    dataset_id: int, engine: EngineDep, settings: SettingsDep, store: StoreDep
+) -> Response:
     """Remove the dataset and its files; 409 while a queued or running job trains on it.
     Jobs keep its id, name and sha256 in their lineage."""
     datasets.delete_dataset(engine, settings.datasets_dir, dataset_id)
+    remove_dataset_objects(store, dataset_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -399,6 +399,15 @@ def follow(task: RankTask, ranks: GroupRanks, device: torch.device) -> None:
     data = to_device(spec.load_data(options, data_root(task.settings)), device)
     state = new_state(spec, options, device)
     ranks.share(state, spec.name)
+
+    def orphaned() -> bool:
+        # Rank 0 decides stops and pauses; this rank only leaves when its own worker is gone
+        # (SIGKILL): an orphan would keep the gang training for a node that has died. Its
+        # exit fails rank 0's next collective, which stops the gang as a lost node does.
+        if os.getppid() != task.worker_pid:
+            raise RuntimeError(f"rank {ranks.rank}: its worker (pid {task.worker_pid}) is gone")
+        return False
+
     try:
         fit(
             spec,
@@ -406,8 +415,8 @@ def follow(task: RankTask, ranks: GroupRanks, device: torch.device) -> None:
             data,
             state,
             on_epoch=lambda state, metrics: None,
-            should_stop=lambda: False,
-            should_pause=lambda: False,
+            should_stop=orphaned,
+            should_pause=orphaned,
             fused_steps=False,
             ranks=ranks,
         )

@@ -115,3 +115,50 @@ def test_two_worker_commands_run_a_two_node_job_through_a_killed_rank(
     finally:
         for node in nodes:
             node.kill_group()
+
+
+def proc_stat(pid: int) -> list[str]:
+    """/proc/<pid>/stat after "pid (comm)": state, ppid, ... (comm may hold spaces)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def is_running(pid: int) -> bool:
+    """Alive and not a zombie waiting for a parent to reap it."""
+    try:
+        return proc_stat(pid)[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_rank_whose_worker_is_sigkilled_leaves_and_the_gang_stops(
+    settings: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    """Node 1's worker process SIGKILLed (not its rank): the rank it launched must not train
+    on as an orphan; it leaves, and the gang stops with the attempt lost."""
+    settings = settings.model_copy(update={"gang_timeout_s": 60.0, "node_address": "127.0.0.1"})
+    write_tiny_mnist(settings.data_dir)
+    job_id = enqueue(engine, model="mnist_mlp", params={**GANG, "epochs": 400})
+    nodes = [WorkerCommand(settings, tmp_path / f"node{n}.log") for n in range(2)]
+    try:
+        for node in nodes:
+            node.start()
+        deadline = time.monotonic() + 120
+        while not (
+            (job := status_of(engine, job_id)).status == JobState.RUNNING and job.epoch >= 2
+        ):
+            assert time.monotonic() < deadline, (job, [node.log() for node in nodes])
+            time.sleep(0.1)
+        assert job.distributed is not None
+        rank = job.distributed["ranks"][1]["pid"]
+        os.kill(int(proc_stat(rank)[1]), signal.SIGKILL)  # its parent: node 1's worker
+        deadline = time.monotonic() + 60
+        while is_running(rank):
+            assert time.monotonic() < deadline, [node.log() for node in nodes]
+            time.sleep(0.2)
+        while (job := status_of(engine, job_id)).attempts == 1 and job.status == JobState.RUNNING:
+            assert time.monotonic() < deadline, (job, [node.log() for node in nodes])
+            time.sleep(0.2)
+        assert job.epoch < 400, job  # stopped, not trained through to the end
+    finally:
+        for node in nodes:
+            node.kill_group()

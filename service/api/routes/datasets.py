@@ -11,7 +11,12 @@ from starlette.concurrency import run_in_threadpool
 
 from torchkiln.service.api.dataset_form import DatasetForm, form_boundary
 from torchkiln.service.api.deps import EngineDep, ReadSessionDep, SettingsDep, StoreDep
-from torchkiln.service.api.schemas import DatasetDetailPublic, DatasetPublic, DatasetsPublic
+from torchkiln.service.api.schemas import (
+    DatasetDetailPublic,
+    DatasetPublic,
+    DatasetsPublic,
+    ErrorPublic,
+)
 from torchkiln.service.store import datasets
 from torchkiln.service.store.artifact_store import ArtifactStore
 from torchkiln.service.store.dataset_archives import ArchiveLimits, sample_images
@@ -90,7 +95,11 @@ def archive_limits(settings: Settings) -> ArchiveLimits:
     openapi_extra={"requestBody": UPLOAD_BODY},
     responses={
         200: {"model": DatasetPublic, "description": "The same bytes were uploaded before."},
-        503: {"description": "The object store (TORCHKILN_ARTIFACTS_URL) refused the copy."},
+        503: {
+            "model": ErrorPublic,
+            "description": "The database is busy, or the object store (TORCHKILN_ARTIFACTS_URL)"
+            " refused the dataset's copy; nothing was kept.",
+        },
     },
 )
 async def upload_dataset(

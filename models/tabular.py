@@ -35,6 +35,7 @@ from torchkiln.models.common.registry import (
     TrainingData,
     register,
 )
+from torchkiln.models.common.schedules import EarlyStopping
 from torchkiln.models.common.tabular_data import (
     NumericStats,
     TablePlan,
@@ -47,6 +48,7 @@ from torchkiln.models.common.tabular_data import (
 from torchkiln.models.common.tabular_network import TabularNetwork
 from torchkiln.models.common.tensors import feature_tensors
 from torchkiln.models.common.uploaded import UploadedOptions, dataset_dir
+from torchkiln.models.common.watched_metric import Watch
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +127,9 @@ class TabularOptions(UploadedOptions):
         "momentum": 0.9,
         "epochs": 100,
         "batch_size": 32,
+        # The lesson trains all its epochs and keeps the last weights.
+        "early_stopping": None,
+        "watch": None,
     }
 
     target: str = Field(min_length=1, max_length=1024, description="The column to predict.")
@@ -149,11 +154,28 @@ class TabularOptions(UploadedOptions):
     val_fraction: float = Field(
         0.2, ge=0, le=0.5, description="Share of the rows held out for validation (stratified)."
     )
+    # Ludwig's defaults for tables: a few hundred rows overfit an MLP within epochs, so stop
+    # when val_loss stalls and serve the best epoch's weights, not the last ones.
+    early_stopping: EarlyStopping | None = Field(
+        EarlyStopping(metric="val_loss", patience=5),
+        description="Stop when a metric stalls; default: val_loss, 5 epochs "
+        "(null: train every epoch; dropped when val_fraction is 0).",
+    )
+    watch: Watch | None = Field(
+        Watch(metric="val_loss"),
+        description="Keep the best epoch by this metric, and serve it; default: val_loss "
+        "(null: serve the last epoch; dropped when val_fraction is 0).",
+    )
 
     @model_validator(mode="after")
     def _check_columns(self) -> TabularOptions:
         if any(not 1 <= width <= 4096 for width in self.hidden):
             raise ValueError("hidden: each layer's width must be between 1 and 4096")
+        if self.val_fraction == 0:
+            # Without a validation split there is no val_loss: the defaults step aside.
+            for name in ("early_stopping", "watch"):
+                if name not in self.model_fields_set:
+                    setattr(self, name, None)
         plan = self.plan()
         self.task = plan.task
         if self.loss is None:

@@ -40,6 +40,7 @@ def state_the_rules(
             name_the_models(schema)
             protocol_versions_and_bodies(schema)
             job_params_per_model(schema)
+            no_object_defaults(schema)
             design_bodies(schema)
             prediction_bodies(schema)
             event_stream_items(schema)
@@ -142,6 +143,18 @@ def protocol_versions_and_bodies(schema: dict[str, Any]) -> None:
                     "description": "Binary extension: the JSON part's bytes; the tensors follow.",
                 }
             )
+
+
+def no_object_defaults(schema: dict[str, Any]) -> None:
+    """Options whose default is an object (tabular's early stopping) state it in words only.
+
+    openapi-python-client refuses an object default on a nullable model field and drops the
+    whole options class; the server fills the default as before, GET /models still shows it.
+    """
+    for component in schema["components"]["schemas"].values():
+        for field in component.get("properties", {}).values():
+            if isinstance(field.get("default"), dict) and "anyOf" in field:
+                del field["default"]
 
 
 def job_params_per_model(schema: dict[str, Any]) -> None:

@@ -18,11 +18,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from torchkiln.service.store.artifact_store import ArtifactStore, CorruptArtifact
+from torchkiln.service.store.dataset_ingest import SCHEMA_FILE
 
 PREFIX = "datasets"
 MANIFEST = "manifest.json"
 # Marks a dataset folder complete; ingest writes it with the data.
-COMPLETE_FILE = "schema.json"
+COMPLETE_FILE = SCHEMA_FILE
 FETCH_PREFIX = ".fetch-"
 
 

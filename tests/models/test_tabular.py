@@ -154,3 +154,27 @@ def test_a_missing_dataset_folder_is_data_unavailable(datasets: Path, tmp_path: 
     options = parse(datasets, target="ok")
     with pytest.raises(DataUnavailable, match="dataset 1 not found"):
         SPEC.for_options(options).load_data(options, DataRoot(Path("x"), datasets=tmp_path / "no"))
+
+
+def test_defaults_stop_on_val_loss_and_serve_the_best_epoch(datasets: Path) -> None:
+    options = parse(datasets, target="ok")
+    assert (options.early_stopping.metric, options.early_stopping.patience) == ("val_loss", 5)
+    assert options.watch is not None and options.watch.metric == "val_loss"
+    # No validation split, no val_loss to watch: the defaults step aside, a user's stay.
+    bare = parse(datasets, target="ok", val_fraction=0)
+    assert bare.early_stopping is None and bare.watch is None
+    kept = parse(datasets, target="ok", early_stopping=None, watch={"metric": "train_loss"})
+    assert kept.early_stopping is None and kept.watch.metric == "train_loss"
+    seed = parse(datasets, target="ok", preset="seed")
+    assert seed.early_stopping is None and seed.watch is None  # the lesson's recipe, exactly
+    # Labels that are noise: val_loss stalls within a few epochs of a wide network, and the
+    # job stops there instead of memorising the training rows for all 300 epochs.
+    noisy = small_table(200)
+    noisy["ok"] = np.random.default_rng(1).integers(0, 2, 200).astype(bool).tolist()
+    write_table(datasets, 3, noisy)
+    params = {"dataset": 3, "target": "ok", "hidden": [256, 256], "lr": 0.01, "epochs": 300}
+    root = DataRoot(Path("unused"), datasets=datasets)
+    _, history, result = run_fit(
+        "tabular", parse(datasets, **params).model_dump(mode="json"), data_root=root
+    )
+    assert len(history) < 300 and "val_loss" in (result.reason or ""), result

@@ -142,12 +142,15 @@ def test_the_datasets_panel_uploads_a_csv_and_feeds_the_pickers(page: Page, tmp_
         assert page.locator("#option-features option[value=label]").is_disabled()
         page.select_option("#option-features", ["x", "colour"])
         assert page.input_value("#option-features-typed") == '["x","colour"]'
+    # The table defaults' early stopping shows as on (an unchecked box would send null).
+    assert page.locator("#option-early_stopping").is_checked()
     tab.shoot("pickers")
     page.click("#submit-job")
     page.wait_for_url("**/#job/*")
     job_id = int(page.url.rsplit("/", 1)[1])
     params = page.request.get(f"/jobs/{job_id}").json()["params"]
     assert (params["dataset"], params["target"]) == (dataset_id, "label")
+    assert params["early_stopping"]["metric"] == params["watch"]["metric"] == "val_loss"
     page.request.post(f"/jobs/{job_id}/cancel")  # a queued job's dataset cannot be deleted
 
     page.once("dialog", lambda dialog: dialog.accept())

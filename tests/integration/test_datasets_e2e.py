@@ -212,7 +212,7 @@ def test_real_mnist_trains_to_92_and_reads_real_pngs(real: httpx.Client) -> None
 @pytest.mark.shared_data
 def test_real_cifar_recipes_reach_the_plain_loop_figures(real: httpx.Client) -> None:
     plain = train(
-        real, "cifar10_cnn", timeout_s=900, epochs=7, optimizer="sgd", lr=0.01, momentum=0.9
+        real, "cifar10_cnn", timeout_s=900, epochs=5, optimizer="sgd", lr=0.01, momentum=0.9
     )
     best = max(
         p["value"]
@@ -220,15 +220,16 @@ def test_real_cifar_recipes_reach_the_plain_loop_figures(real: httpx.Client) -> 
             "points"
         ]
     )
-    # 7 of the recipe's 12 epochs (0.482 at epoch 7 here, 0.514 at 10): bench/cifar_recipes.py.
-    assert best >= 0.45
-    # 6 of the recipe's 20 epochs (0.517 at epoch 6 here, seed 0); bench/cifar_recipes.py runs
-    # all 20 (0.59+).
+    # 5 of the recipe's 12 epochs (0.417 by epoch 5 here, 0.22 after one, chance 0.10; 0.50
+    # at 12): bench/cifar_recipes.py runs them all. Short, for the suite's time.
+    assert best >= 0.39, best
+    # 4 of the recipe's 20 epochs (0.432 by epoch 4 here, seed 0); bench/cifar_recipes.py
+    # runs all 20 (0.59+).
     tuned = train(
         real,
         "cifar10_cnn",
         timeout_s=1200,
-        epochs=6,
+        epochs=4,
         optimizer="adam",
         lr=1e-3,
         batch_norm=True,
@@ -241,4 +242,4 @@ def test_real_cifar_recipes_reach_the_plain_loop_figures(real: httpx.Client) -> 
             "points"
         ]
     )
-    assert best >= 0.47
+    assert best >= 0.41, best

@@ -43,7 +43,9 @@ def test_an_lstm_reading_digits_row_by_row_reaches_90_percent() -> None:
 @pytest.mark.shared_data
 @pytest.mark.skipif(not (SHARED_DATASETS / "cifar10-sample").is_dir(), reason="no shared data")
 def test_the_readme_residual_net_matches_cifar10_cnn_with_the_same_recipe() -> None:
-    recipe = {"optimizer": "adam", "lr": 1e-3, "epochs": 4, "augment": True}
+    # 3 epochs, for the suite's time: 0.438 vs 0.388 here (0.497 vs 0.427 after 4, the
+    # README's figure: bench/sequential_quality.py).
+    recipe = {"optimizer": "adam", "lr": 1e-3, "epochs": 3, "augment": True}
     root = SHARED_DATASETS / "cifar10-sample"
     theirs = final_test_accuracy("cifar10_cnn", recipe, root)
     ours = final_test_accuracy(

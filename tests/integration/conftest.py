@@ -15,7 +15,10 @@ from tests.utils.live_server import LiveServer
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     root: Path = tmp_path_factory.mktemp("server")
-    live = LiveServer(make_settings(root, f"sqlite:///{root / 'kiln.db'}"), root / "log", workers=2)
+    # One worker: each worker process costs ~4.5 s of CPU to start (torch, torch._dynamo on
+    # the first optimizer), and the modules' jobs are small; the tests of two workers'
+    # sharing and of their crashes start servers of their own.
+    live = LiveServer(make_settings(root, f"sqlite:///{root / 'kiln.db'}"), root / "log", workers=1)
     live.start()
     yield live
     live.stop()

@@ -32,7 +32,7 @@ from pydantic import (
 from torch import nn
 
 from torchkiln.models import cifar10_cnn, diabetes, image_classifier, mnist_mlp, tabular
-from torchkiln.models.common import uploaded_data
+from torchkiln.models.common import table_answers, uploaded_data
 from torchkiln.models.common.images import ImageLimits, ImageRejected
 from torchkiln.models.common.layers import Layer
 from torchkiln.models.common.network import Limits, Plan, build_network, plan_network
@@ -415,8 +415,8 @@ SPEC = register(
         | cifar10_cnn.Cifar10Answer
         | diabetes.DiabetesAnswer
         | image_classifier.ImageClassAnswer
-        | tabular.TabularClassAnswer
-        | tabular.TabularValueAnswer,
+        | table_answers.TabularClassAnswer
+        | table_answers.TabularValueAnswer,
         decode_upload=_decode_any,
         augment=_augment,
         # The default data set's (mnist); each job answers with its own (specialise).

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -30,12 +29,18 @@ from torchkiln.models.common.registry import (
     ModelSpec,
     Split,
     Task,
-    TensorSignature,
-    TensorSpec,
     TrainingData,
     register,
 )
 from torchkiln.models.common.schedules import EarlyStopping
+from torchkiln.models.common.table_answers import (
+    TabularClassAnswer,
+    TabularValueAnswer,
+    class_postprocess,
+    regression_metrics,
+    table_tensors,
+    value_postprocess,
+)
 from torchkiln.models.common.tabular_data import (
     NumericStats,
     TablePlan,
@@ -46,7 +51,6 @@ from torchkiln.models.common.tabular_data import (
     plan_table,
 )
 from torchkiln.models.common.tabular_network import TabularNetwork
-from torchkiln.models.common.tensors import feature_tensors
 from torchkiln.models.common.uploaded import UploadedOptions, dataset_dir
 from torchkiln.models.common.watched_metric import Watch
 
@@ -210,28 +214,6 @@ class TabularInputs(BaseModel):
     rows: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_ROWS)
 
 
-class RowClassPrediction(BaseModel):
-    label: str
-    probability: float
-    probabilities: dict[str, float]
-
-
-class RowValuePrediction(BaseModel):
-    value: float
-
-
-class TabularClassAnswer(BaseModel):
-    """A classifier's answer: per row, the likeliest class and every class's probability."""
-
-    predictions: list[RowClassPrediction]
-
-
-class TabularValueAnswer(BaseModel):
-    """A regression's answer: per row, the predicted value in the target's units."""
-
-    predictions: list[RowValuePrediction]
-
-
 class RowsRejected(ImageRejected):
     """Rows that cannot become model input (a missing feature, a non-number): a 422."""
 
@@ -294,72 +276,6 @@ def build_network(options: TabularOptions, fitted: Fitted | None = None) -> nn.M
     if fitted is not None and fitted.numeric is not None:
         network.fit(fitted.numeric, fitted.target)
     return network
-
-
-def regression_metrics(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
-    """RMSE, MAE and R² of predictions against targets."""
-    error = (outputs.double() - targets.double()).view(-1)
-    centred = targets.double().view(-1) - targets.double().mean()
-    total = float((centred**2).sum())
-    return {
-        "rmse": math.sqrt(float((error**2).mean())),
-        "mae": float(error.abs().mean()),
-        "r2": 1 - float((error**2).sum()) / total if total > 0 else 0.0,
-    }
-
-
-def class_postprocess(classes: tuple[str, ...], task: Task) -> Any:
-    def postprocess(outputs: torch.Tensor) -> dict[str, Any]:
-        if task == "binary":
-            positive = torch.sigmoid(outputs.float().view(-1, 1))
-            probabilities = torch.cat([1 - positive, positive], dim=1)
-        else:
-            probabilities = torch.softmax(outputs.float(), dim=1)
-        best = probabilities.argmax(dim=1).tolist()
-        return {
-            "predictions": [
-                {
-                    "label": classes[i],
-                    "probability": row[i],
-                    "probabilities": dict(zip(classes, row, strict=True)),
-                }
-                for i, row in zip(best, probabilities.tolist(), strict=True)
-            ]
-        }
-
-    return postprocess
-
-
-def value_postprocess(outputs: torch.Tensor) -> dict[str, Any]:
-    return {"predictions": [{"value": v} for v in outputs.float().view(-1).tolist()]}
-
-
-def class_tensors(width: int, classes: tuple[str, ...]) -> TensorSignature:
-    """Features in; softmax ``probabilities`` and the argmax ``label`` out."""
-
-    def from_outputs(raw: torch.Tensor) -> dict[str, torch.Tensor]:
-        probabilities = torch.softmax(raw.float(), dim=1)
-        return {"probabilities": probabilities, "label": probabilities.argmax(dim=1)}
-
-    return TensorSignature(
-        inputs=(TensorSpec("features", "FP32", (-1, width)),),
-        outputs=(
-            TensorSpec("probabilities", "FP32", (-1, len(classes))),
-            TensorSpec("label", "INT64", (-1,)),
-        ),
-        to_batch=lambda tensors: tensors["features"].float(),
-        from_outputs=from_outputs,
-        classes=classes,
-    )
-
-
-def table_tensors(plan: TablePlan) -> TensorSignature:
-    """Encoded feature rows (numeric raw, categorical indices) in; the task's outputs."""
-    width = len(plan.features)
-    if plan.task == "multiclass":
-        return class_tensors(width, plan.classes)
-    signature = feature_tensors("features", width, plan.task, output="value")
-    return dataclasses.replace(signature, classes=plan.classes or None)
 
 
 def preprocess_rows(plan: TablePlan) -> Any:

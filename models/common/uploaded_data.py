@@ -17,6 +17,7 @@ from pydantic import RootModel
 from torch import nn
 
 from torchkiln.models import image_classifier, tabular
+from torchkiln.models.common import table_answers
 from torchkiln.models.common.image_folder import channels_of, class_names
 from torchkiln.models.common.image_inputs import ImageBatch
 from torchkiln.models.common.images import ImageLimits, ImageRejected
@@ -193,14 +194,16 @@ def table_spec(base: ModelSpec, options: UploadedParams, plan: Plan) -> ModelSpe
         build=build,
         load_data=lambda _, root: tabular.load_table(view, root, fitted),
         preprocess=preprocess,
-        postprocess=tabular.value_postprocess
+        postprocess=table_answers.value_postprocess
         if is_regression
-        else tabular.class_postprocess(columns.classes, columns.task),
-        answer=tabular.TabularValueAnswer if is_regression else tabular.TabularClassAnswer,
+        else table_answers.class_postprocess(columns.classes, columns.task),
+        answer=table_answers.TabularValueAnswer
+        if is_regression
+        else table_answers.TabularClassAnswer,
         decode_upload=_no_uploads,
         augment=None,
-        tensors=tabular.table_tensors(columns),
-        metrics=tabular.regression_metrics if is_regression else None,
+        tensors=table_answers.table_tensors(columns),
+        metrics=table_answers.regression_metrics if is_regression else None,
         specialise=None,
     )
 
